@@ -1,0 +1,354 @@
+"""The in-memory event store: histories, projections, definitions, action ledger and audit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from copy import deepcopy
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
+
+from wfdomain.errors import (
+    ConcurrencyConflictError,
+    DefinitionError,
+    ErrorCode,
+    NondeterminismError,
+)
+from wfdomain.records import (
+    ActionResult,
+    AuditRecord,
+    EventEnvelope,
+    HumanTaskRecord,
+    RunSummary,
+    Snapshot,
+    StoredDefinition,
+)
+
+__all__ = ["InMemoryEventStore"]
+
+_T = TypeVar("_T")
+
+
+def _copied(values: Iterable[_T]) -> list[_T]:
+    # Records are frozen but hold JSON dicts: copy on the way in and out so no caller can
+    # reach stored state, exactly as if it had been serialised to a database.
+    return [deepcopy(v) for v in values]
+
+
+def _positive(name: str, value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+@dataclass(slots=True)
+class _Run:
+    summary: RunSummary
+    events: list[EventEnvelope] = field(default_factory=list)
+    fencing_token: int | None = None
+    snapshots: dict[int, Snapshot] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Tenant:
+    runs: dict[str, _Run] = field(default_factory=dict)
+    waits: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)
+    tasks: dict[str, HumanTaskRecord] = field(default_factory=dict)
+    definitions: dict[str, dict[int, StoredDefinition]] = field(default_factory=dict)
+    audit: list[AuditRecord] = field(default_factory=list)
+
+
+class InMemoryEventStore:
+    """``EventStore``, ``DefinitionStore``, ``ActionLedger`` and ``AuditLog`` in process memory.
+
+    A complete backend, not a fake: it enforces the same version, fencing, uniqueness and
+    tenant rules as the database adapters and raises the same domain errors. Runs are
+    namespaced by tenant: the same run id under two tenants names two unrelated runs, and
+    nothing about one tenant's runs (not even their existence) is visible to another.
+    Event and audit positions come from two store-wide counters starting at 1. Every record
+    is copied on the way in and out. Nothing is persisted: state lives as long as the object.
+    """
+
+    def __init__(self) -> None:
+        # One lock for every write: an append, its projection, waits and human tasks change
+        # together, and a reader never sees a half-applied append. Critical sections never
+        # await, so the lock also keeps them atomic should one ever gain an await.
+        self._lock = asyncio.Lock()
+        self._tenants: dict[str, _Tenant] = {}
+        self._results: dict[str, ActionResult] = {}
+        self._event_position = 0
+        self._audit_position = 0
+
+    def _run(self, tenant: str, run_id: str) -> _Run | None:
+        space = self._tenants.get(tenant)
+        return space.runs.get(run_id) if space is not None else None
+
+    # -- EventStore -------------------------------------------------------------------
+
+    async def append(
+        self,
+        events: Sequence[EventEnvelope],
+        *,
+        expected_version: int,
+        summary: RunSummary,
+        fencing_token: int | None = None,
+    ) -> int:
+        batch = _validated_batch(events, expected_version, summary)
+        summary = deepcopy(summary)
+        async with self._lock:
+            space = self._tenants.get(summary.tenant)
+            run = space.runs.get(summary.run_id) if space is not None else None
+            current = len(run.events) if run is not None else 0
+            if (
+                fencing_token is not None
+                and run is not None
+                and run.fencing_token is not None
+                and fencing_token < run.fencing_token
+            ):
+                raise ConcurrencyConflictError(summary.run_id, expected_version, current)
+            if current != expected_version:
+                raise ConcurrencyConflictError(summary.run_id, expected_version, current)
+            if run is None and not batch:
+                raise ValueError(f"run {summary.run_id} must start with at least one event")
+            if space is not None:
+                _check_task_ids_free(space, summary)
+            space = self._tenants.setdefault(summary.tenant, _Tenant())
+            if run is None:
+                run = space.runs[summary.run_id] = _Run(summary=summary)
+            else:
+                _unindex(space, run.summary)
+            for envelope in batch:
+                self._event_position += 1
+                run.events.append(replace(envelope, position=self._event_position))
+            run.summary = summary
+            if fencing_token is not None and (
+                run.fencing_token is None or fencing_token > run.fencing_token
+            ):
+                run.fencing_token = fencing_token
+            _index(space, summary)
+            return summary.version
+
+    async def read(
+        self, tenant: str, run_id: str, *, after: int = 0, upto: int | None = None
+    ) -> list[EventEnvelope]:
+        async with self._lock:
+            run = self._run(tenant, run_id)
+            if run is None:
+                return []
+            # Versions are exactly 1..n, so version v sits at index v - 1.
+            start = max(after, 0)
+            stop = len(run.events) if upto is None else max(upto, start)
+            return _copied(run.events[start:stop])
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        snapshot = deepcopy(snapshot)
+        async with self._lock:
+            run = self._run(snapshot.tenant, snapshot.run_id)
+            if run is None:
+                raise ValueError(f"snapshot of unknown run {snapshot.run_id}")
+            if not 1 <= snapshot.version <= len(run.events):
+                raise ValueError(
+                    f"snapshot of run {snapshot.run_id} at version {snapshot.version}, "
+                    f"outside its history 1..{len(run.events)}"
+                )
+            run.snapshots[snapshot.version] = snapshot
+
+    async def load_snapshot(
+        self, tenant: str, run_id: str, *, at_or_before: int | None = None
+    ) -> Snapshot | None:
+        async with self._lock:
+            run = self._run(tenant, run_id)
+            if run is None:
+                return None
+            versions = [v for v in run.snapshots if at_or_before is None or v <= at_or_before]
+            return deepcopy(run.snapshots[max(versions)]) if versions else None
+
+    async def get_run(self, tenant: str, run_id: str) -> RunSummary | None:
+        async with self._lock:
+            run = self._run(tenant, run_id)
+            return deepcopy(run.summary) if run is not None else None
+
+    async def list_runs(
+        self,
+        tenant: str,
+        *,
+        statuses: Sequence[str] | None = None,
+        definition_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[RunSummary]:
+        _positive("limit", limit)
+        if offset < 0:
+            raise ValueError(f"offset must not be negative, got {offset}")
+        async with self._lock:
+            space = self._tenants.get(tenant)
+            if space is None:
+                return []
+            wanted = None if statuses is None else frozenset(statuses)
+            matching = [
+                run.summary
+                for run in space.runs.values()
+                if (wanted is None or run.summary.status in wanted)
+                and (definition_id is None or run.summary.definition_id == definition_id)
+            ]
+            matching.sort(key=lambda s: (s.created_at, s.run_id), reverse=True)
+            return _copied(matching[offset : offset + limit])
+
+    async def find_waits(
+        self, tenant: str, event_name: str, correlation_key: str
+    ) -> list[tuple[str, str]]:
+        async with self._lock:
+            space = self._tenants.get(tenant)
+            if space is None:
+                return []
+            return sorted(space.waits.get((event_name, correlation_key), ()))
+
+    async def list_human_tasks(
+        self, tenant: str, *, assignee: str | None = None
+    ) -> list[HumanTaskRecord]:
+        async with self._lock:
+            space = self._tenants.get(tenant)
+            if space is None:
+                return []
+            tasks = [t for t in space.tasks.values() if assignee is None or t.assignee == assignee]
+            tasks.sort(key=lambda t: (t.created_at, t.task_id))
+            return _copied(tasks)
+
+    async def get_human_task(self, tenant: str, task_id: str) -> HumanTaskRecord | None:
+        async with self._lock:
+            space = self._tenants.get(tenant)
+            task = space.tasks.get(task_id) if space is not None else None
+            return deepcopy(task) if task is not None else None
+
+    # -- DefinitionStore --------------------------------------------------------------
+
+    async def put_definition(self, definition: StoredDefinition) -> None:
+        definition = deepcopy(definition)
+        async with self._lock:
+            space = self._tenants.setdefault(definition.tenant, _Tenant())
+            versions = space.definitions.setdefault(definition.definition_id, {})
+            stored = versions.get(definition.version)
+            if stored is None:
+                versions[definition.version] = definition
+            elif stored.content_hash != definition.content_hash:
+                raise DefinitionError(
+                    f"definition {definition.definition_id} version {definition.version} "
+                    "is already registered with different content",
+                    code=ErrorCode.DEFINITION_CONFLICT,
+                    details={
+                        "definition_id": definition.definition_id,
+                        "version": definition.version,
+                        "stored_hash": stored.content_hash,
+                        "new_hash": definition.content_hash,
+                    },
+                )
+
+    async def get_definition(
+        self, tenant: str, definition_id: str, version: int | None = None
+    ) -> StoredDefinition | None:
+        async with self._lock:
+            space = self._tenants.get(tenant)
+            versions = space.definitions.get(definition_id) if space is not None else None
+            if not versions:
+                return None
+            found = versions.get(max(versions) if version is None else version)
+            return deepcopy(found) if found is not None else None
+
+    # -- ActionLedger -----------------------------------------------------------------
+
+    async def get_result(self, result_key: str) -> ActionResult | None:
+        async with self._lock:
+            stored = self._results.get(result_key)
+            return deepcopy(stored) if stored is not None else None
+
+    async def record_result(self, result: ActionResult) -> ActionResult:
+        result = deepcopy(result)
+        async with self._lock:
+            stored = self._results.setdefault(result.result_key, result)
+            if stored != result:
+                raise NondeterminismError(
+                    f"action result {result.result_key} is already stored with another outcome",
+                    details={
+                        "result_key": result.result_key,
+                        "idempotency_key": result.idempotency_key,
+                    },
+                )
+            return deepcopy(stored)
+
+    # -- AuditLog ---------------------------------------------------------------------
+
+    async def append_audit(self, record: AuditRecord) -> None:
+        record = deepcopy(record)
+        async with self._lock:
+            self._audit_position += 1
+            space = self._tenants.setdefault(record.tenant, _Tenant())
+            space.audit.append(replace(record, position=self._audit_position))
+
+    async def list_audit(
+        self, tenant: str, *, kind: str | None = None, limit: int = 100
+    ) -> list[AuditRecord]:
+        _positive("limit", limit)
+        async with self._lock:
+            space = self._tenants.get(tenant)
+            if space is None:
+                return []
+            records = (r for r in space.audit if kind is None or r.kind == kind)
+            return _copied(r for _, r in zip(range(limit), records, strict=False))
+
+
+def _validated_batch(
+    events: Sequence[EventEnvelope], expected_version: int, summary: RunSummary
+) -> list[EventEnvelope]:
+    """Check an append's shape before taking the lock; return private copies of the events."""
+    if expected_version < 0:
+        raise ValueError(f"expected_version must not be negative, got {expected_version}")
+    for offset, envelope in enumerate(events, start=1):
+        if envelope.tenant != summary.tenant or envelope.run_id != summary.run_id:
+            raise ValueError(
+                f"event {envelope.version} belongs to {envelope.tenant}/{envelope.run_id}, "
+                f"not {summary.tenant}/{summary.run_id}"
+            )
+        if envelope.version != expected_version + offset:
+            raise ValueError(
+                f"event versions must run {expected_version + 1}.. consecutively; "
+                f"found {envelope.version} at place {offset}"
+            )
+    new_version = expected_version + len(events)
+    if summary.version != new_version:
+        raise ValueError(
+            f"summary of run {summary.run_id} has version {summary.version}, "
+            f"the append ends at {new_version}"
+        )
+    task_ids = [t.task_id for t in summary.human_tasks]
+    if len(set(task_ids)) != len(task_ids):
+        raise ValueError(f"summary of run {summary.run_id} repeats a human task id")
+    for task in summary.human_tasks:
+        if task.tenant != summary.tenant or task.run_id != summary.run_id:
+            raise ValueError(f"human task {task.task_id} belongs to another run")
+    return _copied(events)
+
+
+def _check_task_ids_free(space: _Tenant, summary: RunSummary) -> None:
+    for task in summary.human_tasks:
+        holder = space.tasks.get(task.task_id)
+        if holder is not None and holder.run_id != summary.run_id:
+            raise ValueError(f"human task id {task.task_id} is open on run {holder.run_id}")
+
+
+def _unindex(space: _Tenant, summary: RunSummary) -> None:
+    for wait in summary.waits:
+        key = (wait.event_name, wait.correlation_key)
+        entries = space.waits.get(key)
+        if entries is not None:
+            entries.discard((summary.run_id, wait.step_key))
+            if not entries:
+                del space.waits[key]
+    for task in summary.human_tasks:
+        space.tasks.pop(task.task_id, None)
+
+
+def _index(space: _Tenant, summary: RunSummary) -> None:
+    for wait in summary.waits:
+        key = (wait.event_name, wait.correlation_key)
+        space.waits.setdefault(key, set()).add((summary.run_id, wait.step_key))
+    for task in summary.human_tasks:
+        space.tasks[task.task_id] = task

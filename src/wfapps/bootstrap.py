@@ -1,0 +1,56 @@
+"""The composition root: build a runtime for the configured backend.
+
+Backends are chosen through a typed registry, never by importing a name from a string,
+and nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from wfadapters.memory import InMemoryEventStore, InMemoryLock, InMemoryScheduler, InMemoryStream
+from wfadapters.system import SystemClock, UuidIds
+from wfapps.settings import Settings
+from wfdomain.actions import ActionRegistry
+from wfdomain.errors import UnsupportedOperationError
+from wfdomain.ports import Clock
+from wfdomain.runtime import Ports, Runtime, RuntimeSettings
+
+__all__ = ["memory_ports", "open_engine"]
+
+
+@asynccontextmanager
+async def memory_ports(settings: Settings, clock: Clock) -> AsyncIterator[Ports]:
+    """Ports of the in-memory backend (one store object fills every storage role)."""
+    store = InMemoryEventStore()
+    yield Ports(events=store, definitions=store, ledger=store, audit=store,
+                stream=InMemoryStream(clock), lock=InMemoryLock(clock),
+                scheduler=InMemoryScheduler(), clock=clock, ids=UuidIds())
+
+
+_BACKENDS: Mapping[str, Callable[[Settings, Clock], AbstractAsyncContextManager[Ports]]] = {
+    "memory": memory_ports,
+}
+
+
+@asynccontextmanager
+async def open_engine(
+    settings: Settings, actions: ActionRegistry, *, clock: Clock | None = None,
+) -> AsyncIterator[Runtime]:
+    """Open the configured engine and yield its runtime; close it on exit.
+
+    Raises:
+        UnsupportedOperationError: the backend is recognised but not available yet.
+    """
+    factory = _BACKENDS.get(settings.backend)
+    if factory is None:
+        raise UnsupportedOperationError(
+            f"the {settings.backend!r} backend is not available in this version "
+            f"(available: {', '.join(sorted(_BACKENDS))})",
+            details={"engine_url": settings.engine_url},
+        )
+    runtime_settings = RuntimeSettings(engine=settings.backend, queue=settings.queue,
+                                       snapshot_every=settings.snapshot_every)
+    async with factory(settings, clock or SystemClock()) as ports:
+        yield Runtime(ports, actions, runtime_settings)

@@ -1,0 +1,150 @@
+"""The ``wf`` command. Thin: parse, open the engine, call the runtime, render.
+
+Exit codes: 0 success, 1 the run failed or was cancelled (or validation found errors),
+2 the run is still waiting (for an event, a person or a timer past ``--timeout``),
+3 a usage or engine error (printed with its stable code).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from wfapps.bootstrap import open_engine
+from wfapps.loading import load_package
+from wfapps.settings import Settings
+from wfapps.timeline import event_rows, step_rows
+from wfdomain.errors import WorkflowEngineError
+from wfdomain.redaction import mask, secret_values
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Run and inspect event-sourced workflows.")
+out = Console(highlight=False, width=160)
+err = Console(stderr=True, highlight=False)
+
+
+def _fail(e: WorkflowEngineError) -> typer.Exit:
+    where = f" at {e.path}" if e.path else ""
+    err.print(f"[bold red]error[/] [{e.code}]{where}: {e.message}", markup=True)
+    return typer.Exit(3)
+
+
+def _parse_input(raw: str | None, default: Any) -> Any:
+    if raw is None:
+        return default
+    text = Path(raw[1:]).read_text(encoding="utf-8") if raw.startswith("@") else raw
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise typer.BadParameter(f"--input is not JSON: {e}") from None
+
+
+def _settings(engine: str | None, tenant: str | None) -> Settings:
+    env = dict(os.environ)
+    if engine:
+        env["WF_ENGINE_URL"] = engine
+    if tenant:
+        env["WF_TENANT"] = tenant
+    return Settings.from_env(env)
+
+
+async def _run(path: Path, run_input: str | None, settings: Settings, timeout: float,
+               as_json: bool, events: bool) -> int:
+    package = load_package(path)
+    async with open_engine(settings, package.actions) as runtime:
+        for definition in package.definitions:
+            await runtime.register_definition(settings.tenant, definition)
+        started = await runtime.start_run(settings.tenant, package.main.id,
+                                          _parse_input(run_input, package.sample_input))
+        run = await runtime.run_until_finished(settings.tenant, started.run_id,
+                                               timeout_s=timeout)
+        history = await runtime.history(settings.tenant, run.run_id)
+        state = await runtime.get_state(settings.tenant, run.run_id)
+    secrets = secret_values(history[0].data["input"], "input", package.main.secret_fields)
+    result = mask(state.output, secrets)
+    if as_json:
+        out.print_json(data={"run_id": run.run_id, "status": run.status, "output": result,
+                             "error": state.error, "events": len(history)})
+    else:
+        title = (f"run {run.run_id} · {package.main.id} v{package.main.version} · "
+                 f"{settings.engine_url} · {len(history)} events")
+        table = Table(title=title)
+        if events:
+            for column in ("v", "t+s", "event", "step", "data"):
+                table.add_column(column, overflow="fold")
+            for r in event_rows(history, package.main):
+                table.add_row(str(r.version), f"{r.offset_s:.3f}", r.type, r.key, r.data)
+        else:
+            for column in ("step", "type", "id", "t+s", "took", "tries", "status", "detail"):
+                table.add_column(column, overflow="fold")
+            for s in step_rows(history, package.main):
+                took = "" if s.duration_s is None else f"{s.duration_s:.3f}s"
+                table.add_row(s.key, s.step_type, s.step_id or "", f"{s.started_s:.3f}", took,
+                              str(s.attempts or ""), s.status, s.detail)
+        out.print(table)
+        out.print(f"status: [bold]{run.status}[/]")
+        if state.error:
+            out.print(f"error: {json.dumps(state.error)}")
+        out.print("result:")
+        out.print_json(data=result)
+    if run.status == "completed":
+        return 0
+    return 2 if run.status in ("waiting", "running") else 1
+
+
+@app.command()
+def run(
+    path: Annotated[Path, typer.Argument(help="Workflow folder (definition.yaml, actions.py, "
+                                               "input.json) or a definition file.")],
+    run_input: Annotated[str | None, typer.Option("--input", help="JSON input, or @file.")] = None,
+    engine: Annotated[str | None, typer.Option(help="Engine URL (default: WF_ENGINE_URL or "
+                                                     "memory://).")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: WF_TENANT).")] = None,
+    timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds.")] = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    events: Annotated[bool, typer.Option("--events", help="List every history event "
+                                                          "instead of one row per step.")] = False,
+) -> None:
+    """Run a workflow to completion in this process, then print its timeline and result."""
+    try:
+        code = asyncio.run(_run(path, run_input, _settings(engine, tenant), timeout, as_json,
+                                events))
+    except WorkflowEngineError as e:
+        raise _fail(e) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="Definition files or workflow folders.")],
+) -> None:
+    """Validate definitions (shape, expressions, actions); print each error's code and path."""
+    failed = False
+    for path in paths:
+        try:
+            package = load_package(path)
+            if (path / "actions.py").exists():
+                for definition in package.definitions:
+                    package.actions.check_definition(definition)
+        except WorkflowEngineError as e:
+            failed = True
+            where = f" at {e.path}" if e.path else ""
+            out.print(f"{path}: [red]invalid[/] [{e.code}]{where}: {e.message}")
+            continue
+        for d in package.definitions:
+            out.print(f"{path}: [green]ok[/] {d.id} v{d.version} sha256:{d.content_hash[:12]}")
+    raise typer.Exit(1 if failed else 0)
+
+
+def main() -> None:
+    """Entry point of the ``wf`` script."""
+    app()

@@ -1,0 +1,266 @@
+"""The ports: what the runtime needs from the outside world, one Protocol per concern.
+
+Every adapter (memory, SQL, Redis, Temporal) satisfies these structurally; the contract
+suites in ``tests/contract`` pin the behaviour stated in each docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from wfdomain.records import (
+    ActionResult,
+    AuditRecord,
+    Delivery,
+    EventEnvelope,
+    HumanTaskRecord,
+    Lease,
+    Message,
+    RunSummary,
+    ScheduledMessage,
+    Snapshot,
+    StoredDefinition,
+)
+
+__all__ = [
+    "ActionLedger",
+    "AuditLog",
+    "Clock",
+    "DefinitionStore",
+    "EventStore",
+    "IdGenerator",
+    "Lock",
+    "Scheduler",
+    "Stream",
+]
+
+
+class EventStore(Protocol):
+    """Append-only, per-run event histories with optimistic concurrency and projections."""
+
+    async def append(
+        self,
+        events: Sequence[EventEnvelope],
+        *,
+        expected_version: int,
+        summary: RunSummary,
+        fencing_token: int | None = None,
+    ) -> int:
+        """Append ``events`` to one run atomically after ``expected_version``.
+
+        All events belong to ``summary.run_id`` and ``summary.tenant`` and carry versions
+        ``expected_version + 1 ...`` in order. The run projection (``summary``), its open
+        waits and human tasks are replaced in the same atomic step. Returns the new version.
+
+        An empty ``events`` only updates the projection and still checks the version.
+
+        Raises:
+            ConcurrencyConflictError: the run is not at ``expected_version`` (for a new run
+                ``expected_version`` is 0), or ``fencing_token`` is older than the newest
+                token seen for the run.
+            ValueError: versions are not consecutive or events name another run.
+        """
+        ...
+
+    async def read(
+        self, tenant: str, run_id: str, *, after: int = 0, upto: int | None = None
+    ) -> list[EventEnvelope]:
+        """Return events with ``after < version <= upto`` in version order.
+
+        An unknown run, or one owned by another tenant, reads as ``[]``.
+        """
+        ...
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store a snapshot; saving the same (run, version) again replaces it."""
+        ...
+
+    async def load_snapshot(
+        self, tenant: str, run_id: str, *, at_or_before: int | None = None
+    ) -> Snapshot | None:
+        """Return the newest snapshot with ``version <= at_or_before`` (any, when None)."""
+        ...
+
+    async def get_run(self, tenant: str, run_id: str) -> RunSummary | None:
+        """Return the run's projection, or None when unknown to this tenant."""
+        ...
+
+    async def list_runs(
+        self,
+        tenant: str,
+        *,
+        statuses: Sequence[str] | None = None,
+        definition_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[RunSummary]:
+        """Return the tenant's runs, newest first (by ``created_at``, then run id)."""
+        ...
+
+    async def find_waits(
+        self, tenant: str, event_name: str, correlation_key: str
+    ) -> list[tuple[str, str]]:
+        """Return ``(run_id, step_key)`` of open waits matching exactly, ordered by run id."""
+        ...
+
+    async def list_human_tasks(
+        self, tenant: str, *, assignee: str | None = None
+    ) -> list[HumanTaskRecord]:
+        """Return open human tasks of the tenant (optionally one assignee's), oldest first."""
+        ...
+
+    async def get_human_task(self, tenant: str, task_id: str) -> HumanTaskRecord | None:
+        """Return one open human task, or None."""
+        ...
+
+
+class DefinitionStore(Protocol):
+    """Registered definition versions, per tenant."""
+
+    async def put_definition(self, definition: StoredDefinition) -> None:
+        """Store a version. Storing identical content again is a no-op.
+
+        Raises:
+            DefinitionError: code ``DEFINITION_CONFLICT`` when the same id and version
+                is already stored with a different content hash.
+        """
+        ...
+
+    async def get_definition(
+        self, tenant: str, definition_id: str, version: int | None = None
+    ) -> StoredDefinition | None:
+        """Return the given version, or the highest version when ``version`` is None."""
+        ...
+
+
+class ActionLedger(Protocol):
+    """Stored action outcomes by result key: the guard against repeating side effects."""
+
+    async def get_result(self, result_key: str) -> ActionResult | None:
+        """Return the stored outcome for ``result_key``, or None."""
+        ...
+
+    async def record_result(self, result: ActionResult) -> ActionResult:
+        """Store ``result`` once and return the stored outcome.
+
+        Recording an equal outcome again is a no-op that returns it.
+
+        Raises:
+            NondeterminismError: a different outcome is already stored under the key.
+        """
+        ...
+
+
+class AuditLog(Protocol):
+    """The runtime-event audit log (unresolved correlations, refused work, ...)."""
+
+    async def append_audit(self, record: AuditRecord) -> None:
+        """Append one record; the store assigns its position."""
+        ...
+
+    async def list_audit(
+        self, tenant: str, *, kind: str | None = None, limit: int = 100
+    ) -> list[AuditRecord]:
+        """Return the tenant's records, oldest first, optionally of one kind."""
+        ...
+
+
+class Stream(Protocol):
+    """At-least-once message delivery to consumer groups."""
+
+    async def publish(self, message: Message) -> str:
+        """Append a message; return its delivery id. Every group will see it."""
+        ...
+
+    async def consume(self, group: str, consumer: str, *, count: int = 10) -> list[Delivery]:
+        """Hand up to ``count`` new messages to ``consumer``, oldest first, without waiting.
+
+        A consumed message stays pending for the group until acked.
+        """
+        ...
+
+    async def ack(self, group: str, delivery_id: str) -> bool:
+        """Acknowledge a pending delivery. Returns False when it was not pending."""
+        ...
+
+    async def claim_idle(
+        self, group: str, consumer: str, *, min_idle: timedelta, count: int = 10
+    ) -> list[Delivery]:
+        """Take over pending messages idle for at least ``min_idle`` (a dead consumer's).
+
+        Each claim counts as a delivery. A message whose delivery count would exceed the
+        adapter's ``max_deliveries`` is moved to the dead-letter list (and acked) instead.
+        """
+        ...
+
+    async def dead_letters(self, group: str) -> list[Delivery]:
+        """Return the group's dead-lettered messages, oldest first."""
+        ...
+
+    async def pending_count(self, group: str) -> int:
+        """Return how many messages are delivered but not acked in the group."""
+        ...
+
+
+class Lock(Protocol):
+    """Leases with fencing tokens. Only avoids wasted work: appends are the real guard."""
+
+    async def acquire(self, key: str, owner: str, *, ttl: timedelta) -> Lease | None:
+        """Grant a lease when the key is free or its lease expired, else return None.
+
+        Every grant of a key carries a token greater than any earlier grant of that key.
+        """
+        ...
+
+    async def extend(self, lease: Lease, *, ttl: timedelta) -> Lease:
+        """Extend a lease still held by its owner.
+
+        Raises:
+            LeaseLostError: the lease expired and was taken, or was released.
+        """
+        ...
+
+    async def release(self, lease: Lease) -> bool:
+        """Release the lease if still held by it; never touches another holder's lease."""
+        ...
+
+
+class Scheduler(Protocol):
+    """Due-time messages: timers, wait timeouts and retry backoff."""
+
+    async def schedule(self, item: ScheduledMessage) -> None:
+        """Schedule a message. Scheduling an existing ``key`` again keeps the first."""
+        ...
+
+    async def cancel(self, key: str) -> bool:
+        """Remove a scheduled message; False when it was not scheduled."""
+        ...
+
+    async def take_due(self, now: datetime, *, limit: int = 100) -> list[ScheduledMessage]:
+        """Remove and return messages due at ``now``, earliest first.
+
+        Each scheduled message is returned by exactly one call, even with several callers.
+        """
+        ...
+
+    async def next_due(self) -> datetime | None:
+        """Return the earliest due time, or None when nothing is scheduled."""
+        ...
+
+
+class Clock(Protocol):
+    """The source of wall time. The domain never reads a clock itself."""
+
+    def now(self) -> datetime:
+        """Return the current time, timezone-aware UTC."""
+        ...
+
+
+class IdGenerator(Protocol):
+    """The source of fresh identifiers (run ids, event ids, message ids)."""
+
+    def new_id(self) -> str:
+        """Return a new unique identifier."""
+        ...

@@ -1,0 +1,223 @@
+"""Values that cross the ports: stored events, run summaries, messages, leases.
+
+They are plain frozen dataclasses holding JSON-ready data, so every adapter can persist
+them without knowing the domain's event classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, TypeAlias
+
+__all__ = [
+    "ActionResult",
+    "AuditRecord",
+    "Delivery",
+    "EventEnvelope",
+    "HumanTaskRecord",
+    "JSONValue",
+    "Lease",
+    "Message",
+    "MessageKind",
+    "RunStatus",
+    "RunSummary",
+    "ScheduledMessage",
+    "Snapshot",
+    "StoredDefinition",
+    "WaitRegistration",
+]
+
+JSONValue: TypeAlias = Any
+"""A JSON document: None, bool, int, float, str, list or dict of str keys."""
+
+RunStatus = Literal["running", "waiting", "completed", "failed", "cancelled"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventEnvelope:
+    """One stored history event.
+
+    Attributes:
+        tenant: Owning tenant.
+        run_id: The run the event belongs to.
+        version: 1-based position in the run's history; unique per run.
+        type: Event type name (see ``wfdomain.events``).
+        at: Logical time at which the event was recorded (timezone-aware UTC).
+        data: The event's fields, JSON-ready.
+        position: Global position assigned by the store on append (0 before).
+    """
+
+    tenant: str
+    run_id: str
+    version: int
+    type: str
+    at: datetime
+    data: dict[str, JSONValue]
+    position: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """A run's state encoded at ``version`` (``state`` is ``codec.encode_state`` output)."""
+
+    tenant: str
+    run_id: str
+    version: int
+    state: dict[str, JSONValue]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaitRegistration:
+    """An open ``wait_event`` of a run: what the correlation resolver looks up."""
+
+    event_name: str
+    correlation_key: str
+    step_key: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HumanTaskRecord:
+    """An open human task, listed in the inbox until decided."""
+
+    task_id: str
+    tenant: str
+    run_id: str
+    step_key: str
+    title: str
+    assignee: str | None
+    outcomes: tuple[str, ...]
+    form_schema: dict[str, JSONValue] | None
+    deadline: datetime | None
+    created_at: datetime
+    overdue: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSummary:
+    """The run projection, updated atomically with each append.
+
+    Attributes:
+        status: ``running`` (work to do), ``waiting`` (only waits, timers or tasks open),
+            or a terminal status.
+        engine: Where the run executes (``memory``, ``sqlite``, ``temporal``...).
+        queue: The task queue the run was started on.
+        last_progress_at: Logical time of the newest event.
+        waits: Open event waits (replaced wholesale on each append).
+        human_tasks: Open human tasks (replaced wholesale on each append).
+        next_due_at: Earliest open timer (sleep, retry, timeout, deadline), for stuck-run
+            detection: a run whose timer is long overdue is not being driven.
+    """
+
+    tenant: str
+    run_id: str
+    definition_id: str
+    definition_version: int
+    definition_hash: str
+    status: RunStatus
+    engine: str
+    queue: str
+    version: int
+    created_at: datetime
+    last_progress_at: datetime
+    parent_run_id: str | None = None
+    replay_of: str | None = None
+    error: dict[str, JSONValue] | None = None
+    waits: tuple[WaitRegistration, ...] = ()
+    human_tasks: tuple[HumanTaskRecord, ...] = ()
+    next_due_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run reached a terminal status."""
+        return self.status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredDefinition:
+    """A registered definition version, kept so any run can be replayed with its own."""
+
+    tenant: str
+    definition_id: str
+    version: int
+    content_hash: str
+    document: dict[str, JSONValue]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionResult:
+    """The stored outcome of one action attempt, keyed by ``result_key``.
+
+    ``result_key`` is the idempotency key plus the attempt number, so a retry is a new
+    attempt while a redelivered message finds the attempt's stored outcome.
+    """
+
+    result_key: str
+    idempotency_key: str
+    ok: bool
+    output: JSONValue = None
+    error: dict[str, JSONValue] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditRecord:
+    """A runtime event worth an operator's attention (unmatched event, refused work...)."""
+
+    tenant: str
+    kind: str
+    at: datetime
+    run_id: str | None = None
+    data: dict[str, JSONValue] = field(default_factory=dict)
+    position: int = 0
+
+
+MessageKind = Literal["advance", "deliver", "route_event", "execute_action"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    """A unit of work on the stream.
+
+    Attributes:
+        id: Unique message id (set by the producer; used for de-duplication).
+        kind: ``advance`` a run, ``deliver`` an input to a run, ``route_event`` (resolve
+            an external event's correlation), or ``execute_action``.
+        tenant: Owning tenant.
+        run_id: Target run, when known.
+        body: Kind-specific JSON payload.
+    """
+
+    id: str
+    kind: MessageKind
+    tenant: str
+    run_id: str | None
+    body: dict[str, JSONValue]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """A message handed to a consumer; ack it by ``delivery_id`` once handled."""
+
+    delivery_id: str
+    message: Message
+    delivery_count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduledMessage:
+    """A message to publish at ``due_at``; ``key`` makes scheduling idempotent."""
+
+    key: str
+    due_at: datetime
+    message: Message
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lease:
+    """A granted lock. ``token`` increases with every grant of the same key (fencing)."""
+
+    key: str
+    owner: str
+    token: int
+    expires_at: datetime

@@ -1,0 +1,652 @@
+"""The runtime: the application service that drives runs over the ports.
+
+Producers call ``start_run``, ``submit_event``, ``decide_task`` and ``cancel_run``; workers
+call ``work_once`` (or ``run_until_idle``). Processing one message is: lock the run
+(to avoid wasted work only), load snapshot + tail, decide, append at the expected version
+(the real guard against two writers), then carry out the decision's commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from wfdomain import commands as cmd
+from wfdomain import keys
+from wfdomain.actions import ActionContext, ActionRegistry
+from wfdomain.codec import decode_envelope, decode_state, encode_state, to_envelope
+from wfdomain.correlation import CorrelationResolver
+from wfdomain.decide import DecisionContext, decide
+from wfdomain.definition import Definition, parse_definition
+from wfdomain.errors import (
+    ActionFailedError,
+    ConcurrencyConflictError,
+    DefinitionNotFoundError,
+    ErrorCode,
+    HumanTaskNotFoundError,
+    InputValidationError,
+    NondeterminismError,
+    RunAlreadyExistsError,
+    RunFinishedError,
+    RunNotFoundError,
+    StorageUnavailableError,
+    WorkflowEngineError,
+)
+from wfdomain.events import RunStarted
+from wfdomain.expressions import ExpressionLimits
+from wfdomain.inputs import decode_input, encode_input
+from wfdomain.ports import (
+    ActionLedger,
+    AuditLog,
+    Clock,
+    DefinitionStore,
+    EventStore,
+    IdGenerator,
+    Lock,
+    Scheduler,
+    Stream,
+)
+from wfdomain.projection import summarize
+from wfdomain.records import (
+    ActionResult,
+    AuditRecord,
+    Delivery,
+    EventEnvelope,
+    Lease,
+    Message,
+    MessageKind,
+    RunSummary,
+    ScheduledMessage,
+    Snapshot,
+    StoredDefinition,
+)
+from wfdomain.schema import validate_against_schema
+from wfdomain.state import RunState, replay
+
+__all__ = ["Ports", "Runtime", "RuntimeSettings", "StuckRun"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuntimeSettings:
+    """How a runtime behaves. Producer and worker must share ``engine`` and ``queue``.
+
+    Attributes:
+        engine: Name recorded on every run this runtime starts (``memory``, ``sqlite``...).
+        queue: Task queue recorded on runs; a worker refuses (and audits) other queues.
+        group: Consumer group of the workers.
+        snapshot_every: Save a snapshot each time a run's version crosses a multiple.
+        lock_ttl: Lease length while processing one message.
+        claim_idle: Pending messages idle this long are taken over from dead consumers.
+        stuck_after: A run without progress for this long is reported as stuck.
+        max_conflict_retries: Reload-and-redecide attempts after a version conflict.
+        correlation_paths: Payload paths per event name for deriving correlation keys.
+        expression_limits: Guardrails for every expression evaluation.
+    """
+
+    engine: str = "memory"
+    queue: str = "default"
+    group: str = "workers"
+    snapshot_every: int = 100
+    lock_ttl: timedelta = timedelta(seconds=30)
+    claim_idle: timedelta = timedelta(seconds=60)
+    stuck_after: timedelta = timedelta(minutes=5)
+    max_conflict_retries: int = 8
+    correlation_paths: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    expression_limits: ExpressionLimits | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ports:
+    """The adapters a runtime runs on (one object may fill several roles)."""
+
+    events: EventStore
+    definitions: DefinitionStore
+    ledger: ActionLedger
+    audit: AuditLog
+    stream: Stream
+    lock: Lock
+    scheduler: Scheduler
+    clock: Clock
+    ids: IdGenerator
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StuckRun:
+    """A run that is not finished and not being driven, with the reason."""
+
+    run: RunSummary
+    reason: str
+    idle_for: timedelta
+
+
+class Runtime:
+    """Drives runs of registered definitions over a set of ports."""
+
+    def __init__(
+        self,
+        ports: Ports,
+        actions: ActionRegistry,
+        settings: RuntimeSettings | None = None,
+        *,
+        worker_id: str | None = None,
+    ) -> None:
+        self.ports = ports
+        self.actions = actions
+        self.settings = settings or RuntimeSettings()
+        self.worker_id = worker_id or f"worker-{ports.ids.new_id()}"
+        self._resolver = CorrelationResolver(self.settings.correlation_paths)
+        self._definitions: dict[tuple[str, str, int], Definition] = {}
+
+    # -- definitions --------------------------------------------------------------------
+    async def register_definition(self, tenant: str, definition: Definition) -> StoredDefinition:
+        """Check a definition's actions and store it, so runs can start from it.
+
+        Raises:
+            UnknownActionError: an action step names an unregistered action.
+            DefinitionError: the same id and version is stored with other content.
+        """
+        self.actions.check_definition(definition)
+        stored = StoredDefinition(
+            tenant=tenant, definition_id=definition.id, version=definition.version,
+            content_hash=definition.content_hash, document=definition.to_document(),
+        )
+        await self.ports.definitions.put_definition(stored)
+        self._definitions[(tenant, definition.id, definition.version)] = definition
+        return stored
+
+    async def definition(self, tenant: str, definition_id: str, version: int | None = None) -> Definition:
+        """Return a registered definition (the highest version when ``version`` is None).
+
+        Raises:
+            DefinitionNotFoundError: not registered for this tenant.
+        """
+        if version is not None and (cached := self._definitions.get((tenant, definition_id, version))):
+            return cached
+        stored = await self.ports.definitions.get_definition(tenant, definition_id, version)
+        if stored is None:
+            which = f"{definition_id} v{version}" if version else definition_id
+            raise DefinitionNotFoundError(f"definition {which} is not registered")
+        key = (tenant, stored.definition_id, stored.version)
+        if key not in self._definitions:
+            self._definitions[key] = parse_definition(stored.document)
+        return self._definitions[key]
+
+    # -- producer side ------------------------------------------------------------------
+    async def start_run(
+        self,
+        tenant: str,
+        definition_id: str,
+        run_input: Any = None,
+        *,
+        version: int | None = None,
+        run_id: str | None = None,
+        parent: tuple[str, str] | None = None,
+        replay_of: str | None = None,
+    ) -> RunSummary:
+        """Record a new run and queue it; returns at once (workers execute it).
+
+        Raises:
+            DefinitionNotFoundError: no such definition.
+            InputValidationError: the input fails the definition's input schema.
+            UnknownActionError: the definition calls an action this process lacks.
+            RunAlreadyExistsError: ``run_id`` is taken.
+        """
+        definition = await self.definition(tenant, definition_id, version)
+        self.actions.check_definition(definition)
+        validate_against_schema(run_input, definition.input_schema, what="run input")
+        run_id = run_id or self.ports.ids.new_id()
+        started = RunStarted(
+            at=self.ports.clock.now(), run_id=run_id, tenant=tenant,
+            definition_id=definition.id, definition_version=definition.version,
+            definition_hash=definition.content_hash, input=run_input,
+            engine=self.settings.engine, queue=self.settings.queue,
+            parent_run_id=parent[0] if parent else None,
+            parent_step_key=parent[1] if parent else None, replay_of=replay_of,
+        )
+        state = replay([started])
+        try:
+            await self.ports.events.append(
+                [to_envelope(tenant, run_id, 1, started)], expected_version=0,
+                summary=summarize(state),
+            )
+        except ConcurrencyConflictError:
+            raise RunAlreadyExistsError(f"run {run_id} already exists") from None
+        await self._publish("advance", tenant, run_id, {"input": encode_input(cmd.Advance())})
+        return summarize(state)
+
+    async def submit_event(
+        self,
+        tenant: str,
+        name: str,
+        payload: Any = None,
+        *,
+        correlation_key: str | None = None,
+        run_id: str | None = None,
+    ) -> str:
+        """Persist and publish an external event; return its id at once.
+
+        Workers route it by correlation (explicit key first, then the configured paths).
+        When ``run_id`` is given the run must exist and be unfinished.
+
+        Raises:
+            RunNotFoundError: ``run_id`` is unknown to this tenant.
+            RunFinishedError: ``run_id`` already finished.
+        """
+        if not name:
+            raise InputValidationError("event name must not be empty", code=ErrorCode.EVENT_INVALID)
+        if run_id is not None:
+            await self._require_open_run(tenant, run_id)
+        event_id = self.ports.ids.new_id()
+        body = {"event_id": event_id, "name": name, "payload": payload,
+                "correlation_key": correlation_key}
+        await self.ports.audit.append_audit(AuditRecord(
+            tenant=tenant, kind="event.submitted", at=self.ports.clock.now(), run_id=run_id,
+            data=body,
+        ))
+        await self._publish("route_event", tenant, run_id, body)
+        return event_id
+
+    async def decide_task(
+        self, tenant: str, task_id: str, outcome: str, data: Any = None,
+        *, decided_by: str | None = None,
+    ) -> str:
+        """Validate a decision on an open human task and queue it; return the message id.
+
+        Raises:
+            HumanTaskNotFoundError: no open task with this id for the tenant.
+            InputValidationError: code ``DECISION_INVALID`` for an unknown outcome or
+                data that fails the task's form schema.
+        """
+        task = await self.ports.events.get_human_task(tenant, task_id)
+        if task is None:
+            raise HumanTaskNotFoundError(f"no open human task {task_id!r}")
+        if outcome not in task.outcomes:
+            raise InputValidationError(
+                f"outcome {outcome!r} is not one of {list(task.outcomes)}",
+                code=ErrorCode.DECISION_INVALID, path="outcome",
+            )
+        validate_against_schema(data, task.form_schema, what="decision data",
+                                code=ErrorCode.DECISION_INVALID)
+        decision = cmd.DecideTask(task_id=task_id, outcome=outcome, data=data,
+                                  decided_by=decided_by)
+        return await self._publish("deliver", tenant, task.run_id,
+                                   {"input": encode_input(decision)})
+
+    async def cancel_run(
+        self, tenant: str, run_id: str, *, reason: str | None = None,
+        requested_by: str | None = None,
+    ) -> RunSummary:
+        """Cancel a run now; the returned summary shows what the engine recorded.
+
+        Raises:
+            RunNotFoundError: unknown to this tenant.
+            RunFinishedError: the run already finished.
+        """
+        await self._require_open_run(tenant, run_id)
+        await self._apply(tenant, run_id, cmd.Cancel(reason=reason, requested_by=requested_by))
+        return await self.get_run(tenant, run_id)
+
+    async def replay_run(
+        self, tenant: str, run_id: str, *, run_input: Any = None, use_original_input: bool = True,
+    ) -> RunSummary:
+        """Start a fresh run of the same definition version from the original input.
+
+        The original input is read from the history, unredacted; pass ``run_input`` with
+        ``use_original_input=False`` to start from an edited input instead.
+        """
+        events = await self.history(tenant, run_id)
+        started = decode_envelope(events[0])
+        assert isinstance(started, RunStarted)
+        return await self.start_run(
+            tenant, started.definition_id,
+            started.input if use_original_input else run_input,
+            version=started.definition_version, replay_of=run_id,
+        )
+
+    # -- queries ------------------------------------------------------------------------
+    async def get_run(self, tenant: str, run_id: str) -> RunSummary:
+        """Return a run's projection. Raises ``RunNotFoundError`` (also for other tenants)."""
+        summary = await self.ports.events.get_run(tenant, run_id)
+        if summary is None:
+            raise RunNotFoundError(f"run {run_id} not found")
+        return summary
+
+    async def list_runs(
+        self, tenant: str, *, statuses: Sequence[str] | None = None, limit: int = 100,
+        offset: int = 0,
+    ) -> list[RunSummary]:
+        """Return the tenant's runs, newest first."""
+        return await self.ports.events.list_runs(tenant, statuses=statuses, limit=limit,
+                                                 offset=offset)
+
+    async def history(self, tenant: str, run_id: str) -> list[EventEnvelope]:
+        """Return a run's whole history. Raises ``RunNotFoundError``."""
+        events = await self.ports.events.read(tenant, run_id)
+        if not events:
+            raise RunNotFoundError(f"run {run_id} not found")
+        return events
+
+    async def get_state(self, tenant: str, run_id: str) -> RunState:
+        """Return a run's current state (snapshot + tail). Raises ``RunNotFoundError``."""
+        state = await self._load(tenant, run_id)
+        if state.status == "new":
+            raise RunNotFoundError(f"run {run_id} not found")
+        return state
+
+    async def state_at(self, tenant: str, run_id: str, version: int) -> RunState:
+        """Return the state as it was after event ``version`` (time travel)."""
+        state = await self._load(tenant, run_id, upto=version)
+        if state.status == "new":
+            raise RunNotFoundError(f"run {run_id} not found")
+        return state
+
+    async def stuck_runs(self, tenant: str, *, older_than: timedelta | None = None) -> list[StuckRun]:
+        """Return unfinished runs that nothing is driving.
+
+        A ``running`` run stuck longer than ``older_than`` made no progress (no worker for
+        its queue, or a lost message); a ``waiting`` run whose timer is overdue by that
+        much has no scheduler driving it. Waiting on an event or a person is not stuck.
+        """
+        threshold = older_than or self.settings.stuck_after
+        now = self.ports.clock.now()
+        stuck: list[StuckRun] = []
+        for run in await self.ports.events.list_runs(tenant, statuses=["running", "waiting"],
+                                                     limit=10_000):
+            idle = now - run.last_progress_at
+            if run.status == "running" and idle > threshold:
+                reason = (f"no progress for {int(idle.total_seconds())}s: no worker is "
+                          f"processing queue {run.queue!r} on engine {run.engine!r}, or a "
+                          "message was lost")
+                stuck.append(StuckRun(run=run, reason=reason, idle_for=idle))
+            elif run.next_due_at is not None and now - run.next_due_at > threshold:
+                reason = f"timer due at {run.next_due_at.isoformat()} has not fired"
+                stuck.append(StuckRun(run=run, reason=reason, idle_for=now - run.next_due_at))
+        return stuck
+
+    # -- worker side --------------------------------------------------------------------
+    async def tick(self) -> int:
+        """Publish every scheduled message that is due; return how many."""
+        due = await self.ports.scheduler.take_due(self.ports.clock.now())
+        for item in due:
+            await self.ports.stream.publish(item.message)
+        return len(due)
+
+    async def work_once(self, consumer: str | None = None, *, count: int = 10) -> int:
+        """Process new messages and idle pending ones; return how many were handled."""
+        consumer = consumer or self.worker_id
+        stream, group = self.ports.stream, self.settings.group
+        deliveries = await stream.claim_idle(group, consumer, min_idle=self.settings.claim_idle,
+                                             count=count)
+        deliveries += await stream.consume(group, consumer, count=count)
+        for delivery in deliveries:
+            await self.process(delivery)
+        return len(deliveries)
+
+    async def run_until_idle(self, *, max_rounds: int = 10_000) -> int:
+        """Tick and work until nothing is due or queued now; return messages handled."""
+        handled = 0
+        for _ in range(max_rounds):
+            published = await self.tick()
+            done = await self.work_once()
+            handled += done
+            if not published and not done:
+                return handled
+        raise RuntimeError(f"still busy after {max_rounds} rounds")
+
+    async def run_until_finished(self, tenant: str, run_id: str, *, timeout_s: float = 60.0) -> RunSummary:
+        """Work until the run finishes or nothing but a wait is left; sleeps until timers.
+
+        For the CLI and embedding: drives this process's queue in place of a worker.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            await self.run_until_idle()
+            run = await self.get_run(tenant, run_id)
+            if run.finished or (run.status == "waiting" and run.next_due_at is None):
+                return run
+            if asyncio.get_running_loop().time() > deadline:
+                return run
+            next_due = await self.ports.scheduler.next_due()
+            pause = 0.01 if next_due is None else (next_due - self.ports.clock.now()).total_seconds()
+            await asyncio.sleep(min(max(pause, 0.0), 1.0))
+
+    async def process(self, delivery: Delivery) -> None:
+        """Handle one delivery and ack it; leave it pending when it may succeed later."""
+        message = delivery.message
+        try:
+            await self._handle(message)
+        except WorkflowEngineError as e:
+            if e.retryable:
+                return  # stays pending: claimed again after claim_idle, then dead-lettered
+            await self._audit(message.tenant, "message.rejected", message.run_id,
+                              {"message_id": message.id, "kind": message.kind,
+                               "error": e.to_dict()})
+        await self.ports.stream.ack(self.settings.group, delivery.delivery_id)
+
+    async def _handle(self, message: Message) -> None:
+        match message.kind:
+            case "advance" | "deliver":
+                assert message.run_id is not None
+                await self._apply(message.tenant, message.run_id, decode_input(message.body["input"]))
+            case "route_event":
+                await self._route_event(message)
+            case "execute_action":
+                await self._execute_action(message)
+
+    async def _route_event(self, message: Message) -> None:
+        body, tenant = message.body, message.tenant
+        correlation = self._resolver.resolve(body["name"], body["payload"], body["correlation_key"])
+        if correlation is None:
+            await self._audit(tenant, "correlation.unresolved", message.run_id, body)
+            return
+        matches = await self.ports.events.find_waits(tenant, body["name"], correlation)
+        if message.run_id is not None:
+            matches = [m for m in matches if m[0] == message.run_id]
+        delivered = 0
+        for run_id, step_key in matches:
+            decision = await self._apply(tenant, run_id, cmd.DeliverEvent(
+                key=step_key, event_id=body["event_id"], event_name=body["name"],
+                payload=body["payload"],
+            ))
+            delivered += bool(decision.events)
+        if not delivered:
+            await self._audit(tenant, "event.unmatched", message.run_id,
+                              {**body, "resolved_correlation_key": correlation,
+                               "candidates": len(matches)})
+
+    async def _execute_action(self, message: Message) -> None:
+        body, tenant = message.body, message.tenant
+        assert message.run_id is not None
+        idem, attempt = body["idempotency_key"], body["attempt"]
+        rkey = keys.result_key(idem, attempt)
+        result = await self.ports.ledger.get_result(rkey)
+        if result is None:
+            result = await self._invoke(message, rkey)
+            try:
+                result = await self.ports.ledger.record_result(result)
+            except NondeterminismError:
+                # Two workers ran the same attempt at once; the first recorded outcome wins.
+                stored = await self.ports.ledger.get_result(rkey)
+                assert stored is not None
+                result = stored
+        await self._apply(tenant, message.run_id, cmd.ReportOutcome(
+            key=body["key"], attempt=attempt, ok=result.ok, output=result.output,
+            error=result.error,
+        ))
+
+    async def _invoke(self, message: Message, rkey: str) -> ActionResult:
+        body = message.body
+        ctx = ActionContext(tenant=message.tenant, run_id=message.run_id or "",
+                            step_key=body["key"], idempotency_key=body["idempotency_key"],
+                            attempt=body["attempt"])
+        call = self.actions.invoke(body["action"], body["input"], ctx)
+        error: dict[str, Any]
+        try:
+            output = await asyncio.wait_for(call, body["timeout_s"])
+            return ActionResult(result_key=rkey, idempotency_key=ctx.idempotency_key, ok=True,
+                                output=output)
+        except TimeoutError:
+            error = {"code": ErrorCode.ACTION_TIMEOUT, "retryable": True,
+                     "message": f"action {body['action']!r} exceeded {body['timeout_s']}s"}
+        except ActionFailedError as e:
+            error = {**e.to_dict(), "retryable": e.retryable}
+        except WorkflowEngineError as e:
+            error = {**e.to_dict(), "retryable": e.retryable}
+        except Exception as e:  # noqa: BLE001 - an action's own failure is data, not a crash
+            error = {"code": ErrorCode.ACTION_FAILED, "retryable": True,
+                     "message": f"{type(e).__name__}: {e}"}
+        return ActionResult(result_key=rkey, idempotency_key=ctx.idempotency_key, ok=False,
+                            error=error)
+
+    # -- the core loop ------------------------------------------------------------------
+    async def _apply(self, tenant: str, run_id: str, inp: cmd.Input) -> cmd.Decision:
+        lease = await self.ports.lock.acquire(f"run:{tenant}:{run_id}", self.worker_id,
+                                              ttl=self.settings.lock_ttl)
+        try:
+            for _ in range(self.settings.max_conflict_retries):
+                state = await self._load(tenant, run_id)
+                if state.status == "new":
+                    raise RunNotFoundError(f"run {run_id} not found")
+                if state.queue != self.settings.queue or state.engine != self.settings.engine:
+                    await self._refuse_foreign(state)
+                definition = await self._definition_of(state)
+                ctx = DecisionContext(now=self.ports.clock.now(),
+                                      limits=self.settings.expression_limits)
+                decision = decide(definition, state, inp, ctx)
+                if not decision.events:
+                    return decision
+                try:
+                    await self._append(state, decision, lease)
+                except ConcurrencyConflictError:
+                    continue  # another writer won: reload and decide again
+                await self._carry_out(state, decision.commands)
+                return decision
+            raise StorageUnavailableError(
+                f"run {run_id}: gave up after {self.settings.max_conflict_retries} conflicts"
+            )
+        finally:
+            if lease is not None:
+                await self.ports.lock.release(lease)
+
+    async def _refuse_foreign(self, state: RunState) -> None:
+        data = {"run_engine": state.engine, "run_queue": state.queue,
+                "worker_engine": self.settings.engine, "worker_queue": self.settings.queue}
+        await self._audit(state.tenant, "run.foreign_queue", state.run_id, data)
+        raise WorkflowEngineError(
+            f"run {state.run_id} executes on engine {state.engine!r} queue {state.queue!r}, "
+            f"not on this worker's {self.settings.engine!r}/{self.settings.queue!r}",
+            code="RUN_WRONG_QUEUE", details=data,
+        )
+
+    async def _append(self, state: RunState, decision: cmd.Decision, lease: Lease | None) -> None:
+        new_state = replay(decision.events, state)
+        envelopes = [
+            to_envelope(state.tenant, state.run_id, state.version + i, event)
+            for i, event in enumerate(decision.events, start=1)
+        ]
+        await self.ports.events.append(
+            envelopes, expected_version=state.version, summary=summarize(new_state),
+            fencing_token=lease.token if lease else None,
+        )
+        every = self.settings.snapshot_every
+        if every > 0 and new_state.version // every > state.version // every:
+            await self.ports.events.save_snapshot(Snapshot(
+                tenant=state.tenant, run_id=state.run_id, version=new_state.version,
+                state=encode_state(new_state),
+            ))
+
+    async def _carry_out(self, state: RunState, commands: Sequence[cmd.Command]) -> None:
+        tenant, run_id = state.tenant, state.run_id
+        for command in commands:
+            match command:
+                case cmd.ExecuteAction():
+                    await self._publish("execute_action", tenant, run_id, {
+                        "key": command.key, "action": command.action, "input": command.input,
+                        "idempotency_key": command.idempotency_key, "attempt": command.attempt,
+                        "timeout_s": command.timeout_s,
+                    })
+                case cmd.StartTimer():
+                    fire = cmd.FireTimer(timer_id=command.timer_id)
+                    await self.ports.scheduler.schedule(ScheduledMessage(
+                        key=keys.timer_schedule_key(tenant, run_id, command.timer_id),
+                        due_at=command.fire_at,
+                        message=self._message("deliver", tenant, run_id,
+                                              {"input": encode_input(fire)}),
+                    ))
+                case cmd.CancelTimer():
+                    await self.ports.scheduler.cancel(
+                        keys.timer_schedule_key(tenant, run_id, command.timer_id))
+                case cmd.StartChildRun():
+                    await self._start_child(state, command)
+                case cmd.CancelChildRun():
+                    try:
+                        await self.cancel_run(tenant, command.child_run_id,
+                                              reason=f"parent run {run_id} finished")
+                    except (RunFinishedError, RunNotFoundError):
+                        pass
+                case cmd.NotifyParent():
+                    finished = cmd.ChildFinished(child_run_id=command.child_run_id,
+                                                 status=command.status, output=command.output,
+                                                 error=command.error)
+                    await self._publish("deliver", tenant, command.parent_run_id,
+                                        {"input": encode_input(finished)})
+
+    async def _start_child(self, state: RunState, command: cmd.StartChildRun) -> None:
+        try:
+            await self.start_run(
+                state.tenant, command.definition_id, command.input,
+                version=command.definition_version, run_id=command.child_run_id,
+                parent=(state.run_id, command.parent_step_key),
+            )
+        except RunAlreadyExistsError:
+            pass  # a redelivered decision: the child was started the first time
+        except WorkflowEngineError as e:
+            failed = cmd.ChildFinished(child_run_id=command.child_run_id, status="failed",
+                                       error=e.to_dict())
+            await self._publish("deliver", state.tenant, state.run_id,
+                                {"input": encode_input(failed)})
+
+    # -- helpers ------------------------------------------------------------------------
+    async def _load(self, tenant: str, run_id: str, *, upto: int | None = None) -> RunState:
+        snapshot = await self.ports.events.load_snapshot(tenant, run_id, at_or_before=upto)
+        state = decode_state(snapshot.state) if snapshot else RunState()
+        tail = await self.ports.events.read(tenant, run_id, after=state.version, upto=upto)
+        return replay((decode_envelope(e) for e in tail), state)
+
+    async def _definition_of(self, state: RunState) -> Definition:
+        definition = await self.definition(state.tenant, state.definition_id,
+                                           state.definition_version)
+        if definition.content_hash != state.definition_hash:
+            raise NondeterminismError(
+                f"run {state.run_id} started with {state.definition_id} "
+                f"v{state.definition_version} hash {state.definition_hash[:12]}, "
+                f"but the stored version hashes to {definition.content_hash[:12]}"
+            )
+        return definition
+
+    async def _require_open_run(self, tenant: str, run_id: str) -> RunSummary:
+        run = await self.get_run(tenant, run_id)
+        if run.finished:
+            raise RunFinishedError(f"run {run_id} is already {run.status}")
+        return run
+
+    def _message(self, kind: MessageKind, tenant: str, run_id: str | None,
+                 body: dict[str, Any]) -> Message:
+        return Message(id=self.ports.ids.new_id(), kind=kind, tenant=tenant, run_id=run_id,
+                       body=body)
+
+    async def _publish(self, kind: MessageKind, tenant: str, run_id: str | None,
+                       body: dict[str, Any]) -> str:
+        message = self._message(kind, tenant, run_id, body)
+        await self.ports.stream.publish(message)
+        return message.id
+
+    async def _audit(self, tenant: str, kind: str, run_id: str | None, data: dict[str, Any]) -> None:
+        await self.ports.audit.append_audit(AuditRecord(
+            tenant=tenant, kind=kind, at=self.ports.clock.now(), run_id=run_id, data=data,
+        ))
+
+
