@@ -57,7 +57,7 @@ def _settings(engine: str | None, tenant: str | None) -> Settings:
     return Settings.from_env(env)
 
 
-async def _run(path: Path, run_input: str | None, settings: Settings, timeout: float,
+async def _run(path: Path, run_input: str | None, settings: Settings, wait_s: float,
                as_json: bool, events: bool) -> int:
     package = load_package(path)
     async with open_engine(settings, package.actions) as runtime:
@@ -66,7 +66,7 @@ async def _run(path: Path, run_input: str | None, settings: Settings, timeout: f
         started = await runtime.start_run(settings.tenant, package.main.id,
                                           _parse_input(run_input, package.sample_input))
         run = await runtime.run_until_finished(settings.tenant, started.run_id,
-                                               timeout_s=timeout)
+                                               timeout_s=wait_s)
         history = await runtime.history(settings.tenant, run.run_id)
         state = await runtime.get_state(settings.tenant, run.run_id)
     secrets = secret_values(history[0].data["input"], "input", package.main.secret_fields)
@@ -92,6 +92,14 @@ async def _run(path: Path, run_input: str | None, settings: Settings, timeout: f
                               str(s.attempts or ""), s.status, s.detail)
         out.print(table)
         out.print(f"status: [bold]{run.status}[/]")
+        for task in run.human_tasks:
+            due = f", due {task.deadline.isoformat()}" if task.deadline else ""
+            out.print(f"waiting for a person: task {task.task_id} {task.title!r} "
+                      f"(assignee {task.assignee or 'anyone'}{due}, outcomes "
+                      f"{'/'.join(task.outcomes)})")
+        for wait in run.waits:
+            out.print(f"waiting for event {wait.event_name!r} with correlation key "
+                      f"{wait.correlation_key!r}")
         if state.error:
             out.print(f"error: {json.dumps(state.error)}")
         out.print("result:")

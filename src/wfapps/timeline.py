@@ -64,7 +64,7 @@ def step_rows(history: list[EventEnvelope], definition: Definition) -> list[Step
             case "ActionFailed":
                 rows[key] = replace(row, detail=f"attempt {d['attempt']} failed: "
                                                 f"{d['error'].get('code')}")
-            case "TimerStarted":
+            case "TimerStarted" if d["purpose"] in ("sleep", "retry"):
                 rows[key] = replace(row, status=f"waiting ({d['purpose']})")
             case "WaitStarted":
                 rows[key] = replace(row, status="waiting (event)",

@@ -236,16 +236,18 @@ class _Decider:
             output = blocks[0].last_output if blocks else None
         self.complete(key, output)
 
-    def start(self, key: str, step: Any) -> None:  # noqa: C901
+    def start(self, key: str, step: Any) -> None:
         now = self.ctx.now
         self.emit(ev.StepStarted(at=now, key=key, step_type=step.type, step_id=step.id))
         match step:
             case AssignStep():
-                values = {n: self.eval_at(key, src, f"values.{n}") for n, src in step.values.items()}
+                values = {n: self.eval_at(key, src, f"values.{n}")
+                          for n, src in step.values.items()}
                 self.emit(ev.StateSet(at=now, key=key, values=values))
                 self.complete(key, values)
             case IfStep():
-                branch = "then" if truthy(self.eval_at(key, step.condition, "condition")) else "else"
+                chose_then = truthy(self.eval_at(key, step.condition, "condition"))
+                branch = "then" if chose_then else "else"
                 self.emit(ev.BranchSelected(at=now, key=key, branch=branch))
             case SwitchStep():
                 chosen = "default"
@@ -266,7 +268,8 @@ class _Decider:
                     self.emit(ev.BranchSelected(at=now, key=key, branch=f"branches[{j}].steps"))
             case ActionStep():
                 data = self.scope(self.state.steps[key].block)
-                action_input = render(step.input, data, self.ctx, path=f"{definition_path(key)}.input")
+                action_input = render(step.input, data, self.ctx,
+                                      path=f"{definition_path(key)}.input")
                 self.schedule_action(key, step, action_input, attempt=1)
             case WaitEventStep():
                 correlation = self.eval_at(key, step.correlation, "correlation")
@@ -295,7 +298,8 @@ class _Decider:
                 self.timer(key, "sleep", step.seconds)
             case ChildRunStep():
                 data = self.scope(self.state.steps[key].block)
-                child_input = render(step.input, data, self.ctx, path=f"{definition_path(key)}.input")
+                child_input = render(step.input, data, self.ctx,
+                                     path=f"{definition_path(key)}.input")
                 child_id = keys.child_run_id(self.state.run_id, key)
                 self.emit(ev.ChildRunRequested(
                     at=now, key=key, child_run_id=child_id, definition_id=step.definition,
@@ -315,7 +319,9 @@ class _Decider:
                 self.fail(key, {"code": step.code, "message": str(message),
                                 "path": definition_path(key)})
 
-    def schedule_action(self, key: str, step: ActionStep, action_input: Any, *, attempt: int) -> None:
+    def schedule_action(
+        self, key: str, step: ActionStep, action_input: Any, *, attempt: int
+    ) -> None:
         s = self.state
         idem = keys.idempotency_key(s.tenant, s.run_id, key)
         self.emit(ev.ActionScheduled(

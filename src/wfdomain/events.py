@@ -113,8 +113,12 @@ class StateSet:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BranchSelected:
-    """An ``if``/``switch`` chose a branch (``then``, ``else``, ``cases[j].steps``,
-    ``default``), or none (``None``: the step completes at once)."""
+    """A step opened a child block.
+
+    ``branch`` names it relative to the step: ``then``/``else``, ``cases[j].steps`` or
+    ``default`` for a choice, ``branches[j].steps`` for each parallel branch,
+    ``on_timeout``, ``on_deadline`` or ``on_error`` for those handlers.
+    """
 
     at: datetime
     key: str

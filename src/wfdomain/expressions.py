@@ -152,12 +152,18 @@ def _tokens(source: str) -> Iterator[Any]:
             after_operand = False
 
 
-@functools.lru_cache(maxsize=_CACHE_SIZE)
 def _scan(source: str) -> tuple[str, frozenset[str]]:
     """Normalise ``==`` and collect the name of every ``$name`` token.
 
     A source the tokenizer rejects is returned unchanged: compiling it reports the error.
+    Results are cached for sources up to the default length cap.
     """
+    if len(source) <= _DEFAULT_LIMITS.max_source_length:
+        return _scan_cached(source)
+    return _scan_uncached(source)
+
+
+def _scan_uncached(source: str) -> tuple[str, frozenset[str]]:
     cuts: list[int] = []
     names: set[str] = set()
     previous: Any = None
@@ -184,6 +190,9 @@ def _scan(source: str) -> tuple[str, frozenset[str]]:
         start = cut + 1
     pieces.append(source[start:])
     return "".join(pieces), frozenset(names)
+
+
+_scan_cached: Final = functools.lru_cache(maxsize=_CACHE_SIZE)(_scan_uncached)
 
 
 def normalize(source: str) -> str:
@@ -311,8 +320,11 @@ def _compile(normalized: str) -> _BoundedJsonata:
             details={"jsonata_code": exc.error, "position": exc.location},
         ) from None
     except re2.error as exc:
+        reason = exc.args[0] if exc.args else ""
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
         raise ExpressionError(
-            f"regex not supported by RE2 (no backreferences or lookaround): {exc}",
+            f"regex not supported by RE2 (no backreferences or lookaround): {reason}",
             code=ExpressionCode.REGEX_NOT_ALLOWED,
         ) from None
     except RecursionError:

@@ -26,7 +26,8 @@ def run_status(state: RunState) -> RunStatus:
 
 def summarize(state: RunState) -> RunSummary:
     """Return the projection of a started run."""
-    assert state.created_at is not None and state.updated_at is not None
+    assert state.created_at is not None
+    assert state.updated_at is not None
     return RunSummary(
         tenant=state.tenant,
         run_id=state.run_id,

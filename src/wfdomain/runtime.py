@@ -9,6 +9,7 @@ call ``work_once`` (or ``run_until_idle``). Processing one message is: lock the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -157,13 +158,16 @@ class Runtime:
         self._definitions[(tenant, definition.id, definition.version)] = definition
         return stored
 
-    async def definition(self, tenant: str, definition_id: str, version: int | None = None) -> Definition:
+    async def definition(
+        self, tenant: str, definition_id: str, version: int | None = None
+    ) -> Definition:
         """Return a registered definition (the highest version when ``version`` is None).
 
         Raises:
             DefinitionNotFoundError: not registered for this tenant.
         """
-        if version is not None and (cached := self._definitions.get((tenant, definition_id, version))):
+        cached = self._definitions.get((tenant, definition_id, version or 0))
+        if cached is not None:
             return cached
         stored = await self.ports.definitions.get_definition(tenant, definition_id, version)
         if stored is None:
@@ -343,7 +347,9 @@ class Runtime:
             raise RunNotFoundError(f"run {run_id} not found")
         return state
 
-    async def stuck_runs(self, tenant: str, *, older_than: timedelta | None = None) -> list[StuckRun]:
+    async def stuck_runs(
+        self, tenant: str, *, older_than: timedelta | None = None
+    ) -> list[StuckRun]:
         """Return unfinished runs that nothing is driving.
 
         A ``running`` run stuck longer than ``older_than`` made no progress (no worker for
@@ -396,7 +402,9 @@ class Runtime:
                 return handled
         raise RuntimeError(f"still busy after {max_rounds} rounds")
 
-    async def run_until_finished(self, tenant: str, run_id: str, *, timeout_s: float = 60.0) -> RunSummary:
+    async def run_until_finished(
+        self, tenant: str, run_id: str, *, timeout_s: float = 60.0
+    ) -> RunSummary:
         """Work until the run finishes or nothing but a wait is left; sleeps until timers.
 
         For the CLI and embedding: drives this process's queue in place of a worker.
@@ -410,7 +418,8 @@ class Runtime:
             if asyncio.get_running_loop().time() > deadline:
                 return run
             next_due = await self.ports.scheduler.next_due()
-            pause = 0.01 if next_due is None else (next_due - self.ports.clock.now()).total_seconds()
+            now = self.ports.clock.now()
+            pause = 0.01 if next_due is None else (next_due - now).total_seconds()
             await asyncio.sleep(min(max(pause, 0.0), 1.0))
 
     async def process(self, delivery: Delivery) -> None:
@@ -424,13 +433,20 @@ class Runtime:
             await self._audit(message.tenant, "message.rejected", message.run_id,
                               {"message_id": message.id, "kind": message.kind,
                                "error": e.to_dict()})
+        except Exception as e:  # noqa: BLE001 - one bad message must not stop the worker
+            await self._audit(message.tenant, "message.failed", message.run_id,
+                              {"message_id": message.id, "kind": message.kind,
+                               "error": f"{type(e).__name__}: {e}",
+                               "delivery_count": delivery.delivery_count})
+            return  # stays pending: retried after claim_idle, dead-lettered after N tries
         await self.ports.stream.ack(self.settings.group, delivery.delivery_id)
 
     async def _handle(self, message: Message) -> None:
         match message.kind:
             case "advance" | "deliver":
                 assert message.run_id is not None
-                await self._apply(message.tenant, message.run_id, decode_input(message.body["input"]))
+                inp = decode_input(message.body["input"])
+                await self._apply(message.tenant, message.run_id, inp)
             case "route_event":
                 await self._route_event(message)
             case "execute_action":
@@ -495,7 +511,7 @@ class Runtime:
             error = {**e.to_dict(), "retryable": e.retryable}
         except WorkflowEngineError as e:
             error = {**e.to_dict(), "retryable": e.retryable}
-        except Exception as e:  # noqa: BLE001 - an action's own failure is data, not a crash
+        except Exception as e:
             error = {"code": ErrorCode.ACTION_FAILED, "retryable": True,
                      "message": f"{type(e).__name__}: {e}"}
         return ActionResult(result_key=rkey, idempotency_key=ctx.idempotency_key, ok=False,
@@ -582,11 +598,9 @@ class Runtime:
                 case cmd.StartChildRun():
                     await self._start_child(state, command)
                 case cmd.CancelChildRun():
-                    try:
+                    with contextlib.suppress(RunFinishedError, RunNotFoundError):
                         await self.cancel_run(tenant, command.child_run_id,
                                               reason=f"parent run {run_id} finished")
-                    except (RunFinishedError, RunNotFoundError):
-                        pass
                 case cmd.NotifyParent():
                     finished = cmd.ChildFinished(child_run_id=command.child_run_id,
                                                  status=command.status, output=command.output,
@@ -644,7 +658,9 @@ class Runtime:
         await self.ports.stream.publish(message)
         return message.id
 
-    async def _audit(self, tenant: str, kind: str, run_id: str | None, data: dict[str, Any]) -> None:
+    async def _audit(
+        self, tenant: str, kind: str, run_id: str | None, data: dict[str, Any]
+    ) -> None:
         await self.ports.audit.append_audit(AuditRecord(
             tenant=tenant, kind=kind, at=self.ports.clock.now(), run_id=run_id, data=data,
         ))

@@ -36,7 +36,7 @@ def _is_type(value: Any, name: str) -> bool:
     return isinstance(value, _TYPES.get(name, (object,)))
 
 
-def schema_errors(  # noqa: C901
+def schema_errors(
     value: Any, schema: Mapping[str, Any], path: str = "$"
 ) -> Iterator[str]:
     """Yield one message per violation, each starting with the JSON path."""

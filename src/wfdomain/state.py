@@ -225,7 +225,7 @@ def _set_step(state: RunState, key: str, **changes: Any) -> None:
     state.steps[key] = replace(state.steps[key], **changes)
 
 
-def apply_in_place(state: RunState, event: ev.WorkflowEvent) -> None:  # noqa: C901
+def apply_in_place(state: RunState, event: ev.WorkflowEvent) -> None:
     """Apply one event to ``state`` in place. Only the fold and the decider call this."""
     state.version += 1
     state.updated_at = event.at
@@ -252,7 +252,8 @@ def apply_in_place(state: RunState, event: ev.WorkflowEvent) -> None:  # noqa: C
                 block, position=block.position + 1, last_output=event.output
             )
             if step.step_id is not None:
-                state.scopes[block.scope] = {**state.scopes[block.scope], step.step_id: event.output}
+                scope = state.scopes[block.scope]
+                state.scopes[block.scope] = {**scope, step.step_id: event.output}
             _close_step(state, event.key)
         case ev.StepFailed():
             _set_step(state, event.key, awaiting=None, last_error=event.error)

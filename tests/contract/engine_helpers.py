@@ -8,18 +8,19 @@ count executions and read the idempotency key each attempt received.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import pytest
 from pydantic import BaseModel
 
 from wfadapters.memory import ManualClock
 from wfdomain.actions import ActionContext, ActionRegistry
 from wfdomain.codec import decode_envelope
 from wfdomain.definition import parse_definition
-from wfdomain.errors import ActionFailedError
+from wfdomain.errors import ActionFailedError, WorkflowEngineError
 from wfdomain.records import EventEnvelope, Message, RunSummary
 from wfdomain.runtime import Runtime, RuntimeSettings
 from wfdomain.state import RunState, replay
@@ -235,3 +236,18 @@ async def drain_recording(rt: Runtime, consumer: str = "recorder") -> list[Messa
             await rt.process(delivery)
         if not published and not deliveries:
             return seen
+
+
+async def engine_error(awaitable: Awaitable[object]) -> WorkflowEngineError:
+    """Await ``awaitable`` and return the engine error it raised (fail when none)."""
+    with pytest.raises(WorkflowEngineError) as info:
+        await awaitable
+    return info.value
+
+
+async def step_output(rt: Runtime, run_id: str, key: str, *, tenant: str = TENANT) -> Any:
+    """The output recorded when the step instance ``key`` completed."""
+    for e in await rt.history(tenant, run_id):
+        if e.type == "StepCompleted" and e.data["key"] == key:
+            return e.data["output"]
+    raise AssertionError(f"step {key} never completed")

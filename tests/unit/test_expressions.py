@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
@@ -131,6 +132,17 @@ class TestEvaluation:
         assert error.code == ExpressionCode.EVALUATION
         assert error.details["jsonata_code"] == "D3137"
         assert "boom" in error.message
+
+    def test_shared_compiled_expression_is_thread_safe(self) -> None:
+        compiled = compile_expression("$sum($map([1..input.n], function($v){ $v * 2 }))")
+        expected = {n: n * (n + 1) for n in range(1, 9)}
+
+        def run(n: int) -> set[int]:
+            return {compiled.evaluate({"input": {"n": n}}, now=NOW) for _ in range(100)}
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = dict(zip(expected, pool.map(run, expected), strict=True))
+        assert results == {n: {total} for n, total in expected.items()}
 
     def test_check_expression_accepts_and_refuses(self) -> None:
         check_expression("input.amount > 100", path=PATH)

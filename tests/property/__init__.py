@@ -1,0 +1,1 @@
+"""Property tests (Hypothesis) of the pure domain: replay, snapshots, redelivery, codec."""
