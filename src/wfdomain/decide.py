@@ -395,19 +395,25 @@ class _Decider:
         wait = self.state.waits.get(inp.key)
         if wait is None or inp.event_id in self.state.received_events or wait[0] != inp.event_name:
             return
-        definition: WaitEventStep = self.step_def(inp.key)
-        if definition.filter is not None:
-            try:
-                matched = truthy(self.eval_at(inp.key, definition.filter, "filter",
-                                              event=inp.payload))
-            except ExpressionError:
-                matched = False
-            if not matched:
-                return
-        self.emit(ev.EventReceived(at=self.ctx.now, key=inp.key, event_id=inp.event_id,
-                                   event_name=inp.event_name, payload=inp.payload))
-        self.complete(inp.key, {"timed_out": False, "event_id": inp.event_id,
+        # One event resolves every open wait of the run it matches, in one decision: the
+        # run then records the event id, so a redelivery cannot resolve a later wait.
+        keys_ = [k for k, w in self.state.waits.items()
+                 if w == wait and self.filter_passes(k, inp.payload)]
+        for key in keys_:
+            self.emit(ev.EventReceived(at=self.ctx.now, key=key, event_id=inp.event_id,
+                                       event_name=inp.event_name, payload=inp.payload))
+        for key in keys_:
+            self.complete(key, {"timed_out": False, "event_id": inp.event_id,
                                 "payload": inp.payload})
+
+    def filter_passes(self, key: str, payload: Any) -> bool:
+        definition: WaitEventStep = self.step_def(key)
+        if definition.filter is None:
+            return True
+        try:
+            return truthy(self.eval_at(key, definition.filter, "filter", event=payload))
+        except ExpressionError:
+            return False  # a payload the filter cannot read does not match
 
     def on_task(self, inp: cmd.DecideTask) -> None:
         task = self.state.tasks.get(inp.task_id)

@@ -123,6 +123,11 @@ class StuckRun:
     idle_for: timedelta
 
 
+class _ForeignRunError(WorkflowEngineError):
+    default_code = "RUN_WRONG_QUEUE"
+    retryable = True
+
+
 class Runtime:
     """Drives runs of registered definitions over a set of ports."""
 
@@ -433,7 +438,8 @@ class Runtime:
             await self._audit(message.tenant, "message.rejected", message.run_id,
                               {"message_id": message.id, "kind": message.kind,
                                "error": e.to_dict()})
-        except Exception as e:  # noqa: BLE001 - one bad message must not stop the worker
+        except Exception as e:
+            # One bad message (a bug, a corrupt record) must not stop the worker.
             await self._audit(message.tenant, "message.failed", message.run_id,
                               {"message_id": message.id, "kind": message.kind,
                                "error": f"{type(e).__name__}: {e}",
@@ -511,7 +517,7 @@ class Runtime:
             error = {**e.to_dict(), "retryable": e.retryable}
         except WorkflowEngineError as e:
             error = {**e.to_dict(), "retryable": e.retryable}
-        except Exception as e:
+        except Exception as e:  # an action's own exception is its outcome, not a crash
             error = {"code": ErrorCode.ACTION_FAILED, "retryable": True,
                      "message": f"{type(e).__name__}: {e}"}
         return ActionResult(result_key=rkey, idempotency_key=ctx.idempotency_key, ok=False,
@@ -551,7 +557,9 @@ class Runtime:
         data = {"run_engine": state.engine, "run_queue": state.queue,
                 "worker_engine": self.settings.engine, "worker_queue": self.settings.queue}
         await self._audit(state.tenant, "run.foreign_queue", state.run_id, data)
-        raise WorkflowEngineError(
+        # Retryable: the message stays pending, so a worker of the right queue can claim
+        # it; acking here would strand the run.
+        raise _ForeignRunError(
             f"run {state.run_id} executes on engine {state.engine!r} queue {state.queue!r}, "
             f"not on this worker's {self.settings.engine!r}/{self.settings.queue!r}",
             code="RUN_WRONG_QUEUE", details=data,

@@ -42,8 +42,8 @@ __all__ = [
 ]
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-CANCEL_FROM = 985
-"""Choices in ``[CANCEL_FROM, 1000)`` cancel the run (1.5% of uniformly drawn choices)."""
+CANCEL_FROM = 960
+"""Choices in ``[CANCEL_FROM, 1000)`` cancel the run (4% of uniformly drawn choices)."""
 
 # ------------------------------------------------------------------------------- the driver
 
@@ -203,7 +203,7 @@ def drive(
         if choice is not None and choice >= CANCEL_FROM:
             send(cmd.Cancel(reason="changed my mind", requested_by="bob"))
             continue
-        options = open_inputs(driver.state, serial=len(driver.fed))
+        options = open_inputs(driver.state, serial=len(driver.fed) - len(driver.redeliveries))
         if not options:
             break
         send(options[0 if choice is None else choice % len(options)])
@@ -315,7 +315,9 @@ def _leaf(with_now_iso: bool) -> st.SearchStrategy[dict[str, Any]]:
                                  optional={"code": st.just("ORDER_REJECTED")})
     child = st.just({"type": "child_run", "definition": "child",
                      "input": {"order": "input.order"}})
-    return _marked(st.one_of(assign, _action(), _wait(), _task(), sleep, ret, fail, child))
+    # return and fail end the run: drawn a quarter as often as the other kinds
+    common = (assign, _action(), _wait(), _task(), sleep, child)
+    return _marked(st.one_of(*common, *common, *common, *common, ret, fail))
 
 
 def _compound(children: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
@@ -382,7 +384,7 @@ def definition_documents(
     step = st.recursive(_leaf(with_now_iso), _compound, max_leaves=max_leaves)
     return st.builds(
         _finish_document,
-        st.lists(step, min_size=1, max_size=4),
+        st.lists(step, min_size=1, max_size=5),
         st.sampled_from([None, "state", "{'vars': state, 'steps': steps}"]),
     )
 

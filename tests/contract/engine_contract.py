@@ -1,0 +1,692 @@
+"""The engine-level contract: workflow scenarios every backend must run identically.
+
+A backend subclasses ``EngineContract`` in ``test_engine_<backend>.py`` and overrides only
+``runtime_factory``. The factory's runtimes share one backend and the suite's ``clock``
+(a ``ManualClock``), so time moves only when a test advances it, and timers fire only
+through ``runtime.tick()`` (called by ``run_until_idle``) afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.contract.engine_helpers import (
+    CHILD_ECHO,
+    CHILD_FAILS,
+    OTHER_TENANT,
+    SLEEPER,
+    T0,
+    TENANT,
+    WAIT_PAID,
+    RecordingActions,
+    RuntimeFactory,
+    action,
+    advance,
+    assign,
+    audit_kinds,
+    child_parent,
+    doc,
+    drain_recording,
+    engine_error,
+    event_types,
+    human_task,
+    max_actions_in_flight,
+    output_of,
+    register,
+    replayed,
+    ret,
+    run_doc,
+    step_output,
+    wait_event,
+)
+from wfadapters.memory import ManualClock
+from wfdomain.errors import ErrorCode
+from wfdomain.runtime import Runtime, RuntimeSettings
+
+FORM = {"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}}
+
+
+class EngineContract:
+    """Scenarios every engine must pass. Subclasses override ``runtime_factory``."""
+
+    @pytest.fixture
+    def clock(self) -> ManualClock:
+        return ManualClock(T0)
+
+    @pytest.fixture
+    async def runtime_factory(self, clock: ManualClock) -> AsyncIterator[RuntimeFactory]:
+        raise NotImplementedError
+        yield  # noqa: PT022  (typed as a generator so backends can add teardown)
+
+    @pytest.fixture
+    def actions(self) -> RecordingActions:
+        return RecordingActions()
+
+    @pytest.fixture
+    def rt(self, runtime_factory: RuntimeFactory, actions: RecordingActions) -> Runtime:
+        return runtime_factory(actions.registry)
+
+    # -- assign, if, switch ---------------------------------------------------------------
+
+    async def test_assign_and_set_state_update_the_state(self, rt: Runtime) -> None:
+        run = await run_doc(rt, doc("calc", [
+            assign(a="input.x + 1"),
+            {"type": "set_state", "values": {"b": "state.a * 10"}},
+        ]), {"x": 1})
+        assert run.status == "completed"
+        assert await output_of(rt, run.run_id) == {"a": 2, "b": 20}
+
+    @pytest.mark.parametrize(("x", "size"), [(5, "big"), (1, "small")])
+    async def test_if_runs_then_or_else(self, rt: Runtime, x: int, size: str) -> None:
+        run = await run_doc(rt, doc("size", [
+            {"type": "if", "condition": "input.x > 3",
+             "then": [assign(size="'big'")], "else": [assign(size="'small'")]},
+        ]), {"x": x})
+        assert await output_of(rt, run.run_id) == {"size": size}
+
+    async def test_if_without_else_skips_when_false(self, rt: Runtime) -> None:
+        run = await run_doc(rt, doc("size", [
+            {"type": "if", "condition": "input.x > 3", "then": [assign(size="'big'")]},
+            assign(done="true"),
+        ]), {"x": 1})
+        assert run.status == "completed"
+        assert await output_of(rt, run.run_id) == {"done": True}
+
+    @pytest.mark.parametrize(("tier", "rate"), [("gold", 20), ("silver", 10), ("bronze", 0)])
+    async def test_switch_runs_first_matching_case_else_default(
+        self, rt: Runtime, tier: str, rate: int
+    ) -> None:
+        run = await run_doc(rt, doc("discount", [
+            {"type": "switch",
+             "cases": [{"when": "input.tier = 'gold'", "steps": [assign(rate="20")]},
+                       {"when": "input.tier = 'silver'", "steps": [assign(rate="10")]},
+                       {"when": "input.tier != 'bronze'", "steps": [assign(rate="5")]}],
+             "default": [assign(rate="0")]},
+        ]), {"tier": tier})
+        assert await output_of(rt, run.run_id) == {"rate": rate}
+
+    # -- for_each, parallel ---------------------------------------------------------------
+
+    async def test_for_each_output_is_in_item_order(
+        self, rt: Runtime, actions: RecordingActions
+    ) -> None:
+        # Item 0 fails once and is retried, so it completes last; the output keeps item order.
+        run = await run_doc(rt, doc("each", [
+            {"type": "for_each", "items": "input.items", "do": [
+                action("flaky", {"succeed_on": "item"},
+                       retry={"max_attempts": 2, "initial_interval_s": 0}),
+            ]},
+        ]), {"items": [2, 1, 1]})
+        assert run.status == "completed"
+        last = actions.calls[-1].ctx
+        assert (last.step_key, last.attempt) == ("steps[0]@0.do[0]", 2)
+        assert await step_output(rt, run.run_id, "steps[0]") == [
+            {"attempt": 2}, {"attempt": 1}, {"attempt": 1}]
+
+    async def test_for_each_respects_max_concurrency(self, rt: Runtime) -> None:
+        run = await run_doc(rt, doc("each", [
+            {"type": "for_each", "items": "input.items", "max_concurrency": 2,
+             "do": [action("double", {"n": "item"})]},
+        ]), {"items": [1, 2, 3, 4, 5]})
+        assert run.status == "completed"
+        assert max_actions_in_flight(await rt.history(TENANT, run.run_id)) == 2
+        assert await step_output(rt, run.run_id, "steps[0]") == [
+            {"n": 2}, {"n": 4}, {"n": 6}, {"n": 8}, {"n": 10}]
+
+    async def test_for_each_without_limit_runs_every_iteration_at_once(
+        self, rt: Runtime
+    ) -> None:
+        run = await run_doc(rt, doc("each", [
+            {"type": "for_each", "items": "input.items",
+             "do": [action("double", {"n": "item"})]},
+        ]), {"items": [1, 2, 3, 4]})
+        assert max_actions_in_flight(await rt.history(TENANT, run.run_id)) == 4
+
+    async def test_for_each_over_no_items_outputs_empty_list(
+        self, rt: Runtime, actions: RecordingActions
+    ) -> None:
+        run = await run_doc(rt, doc("each", [
+            {"type": "for_each", "items": "input.items",
+             "do": [action("double", {"n": "item"})]},
+        ]), {"items": []})
+        assert run.status == "completed"
+        assert await step_output(rt, run.run_id, "steps[0]") == []
+        assert actions.count() == 0
+
+    async def test_parallel_outputs_each_branch(self, rt: Runtime) -> None:
+        run = await run_doc(rt, doc("fan", [
+            {"type": "parallel", "branches": [
+                {"name": "a", "steps": [action("double", {"n": "input.x"})]},
+                {"name": "b", "steps": [assign(y="input.x + 1")]},
+            ]},
+        ]), {"x": 3})
+        assert run.status == "completed"
+        assert await step_output(rt, run.run_id, "steps[0]") == {"a": {"n": 6}, "b": {"y": 4}}
+
+    # -- wait_event -----------------------------------------------------------------------
+
+    async def test_wait_event_resolved_by_explicit_correlation_key(self, rt: Runtime) -> None:
+        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
+        assert run.status == "waiting"
+        await rt.submit_event(TENANT, "paid", {"amount": 5}, correlation_key="o-1")
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+        assert await output_of(rt, run.run_id) == {"amount": 5}
+
+    @pytest.mark.parametrize(("paths", "payload"), [
+        ({"paid": ["order.id"]}, {"order": {"id": "o-1"}}),
+        ({"*": ["ref"]}, {"ref": "o-1"}),
+    ], ids=["by-event-name", "by-wildcard"])
+    async def test_wait_event_resolved_by_configured_correlation_path(
+        self, runtime_factory: RuntimeFactory, actions: RecordingActions,
+        paths: dict[str, list[str]], payload: dict[str, Any],
+    ) -> None:
+        rt = runtime_factory(actions.registry, RuntimeSettings(correlation_paths=paths))
+        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
+        await rt.submit_event(TENANT, "paid", payload)
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+        assert await output_of(rt, run.run_id) == payload
+
+    async def test_wait_event_filter_rejects_non_matching_event(self, rt: Runtime) -> None:
+        run = await run_doc(rt, doc("big_payment", [
+            wait_event("paid", "input.order", filter="event.amount >= 100"),
+        ]), {"order": "o-1"})
+        await rt.submit_event(TENANT, "paid", {"amount": 5}, correlation_key="o-1")
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, run.run_id)).status == "waiting"
+        assert "event.unmatched" in await audit_kinds(rt)
+        assert "EventReceived" not in await event_types(rt, run.run_id)
+
+    async def test_wait_event_filter_accepts_matching_event(self, rt: Runtime) -> None:
+        run = await run_doc(rt, doc("big_payment", [
+            wait_event("paid", "input.order", filter="event.amount >= 100"),
+        ]), {"order": "o-1"})
+        await rt.submit_event(TENANT, "paid", {"amount": 150}, correlation_key="o-1")
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+
+    async def test_wait_timeout_runs_on_timeout_branch(
+        self, rt: Runtime, clock: ManualClock
+    ) -> None:
+        run = await run_doc(rt, doc("timeout", [
+            wait_event("paid", "input.order", timeout_s=60,
+                       on_timeout=[assign(outcome="'gave up'")]),
+        ]), {"order": "o-1"})
+        await advance(rt, clock, 59)
+        assert (await rt.get_run(TENANT, run.run_id)).status == "waiting"
+        await advance(rt, clock, 1)
+        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+        assert await output_of(rt, run.run_id) == {"outcome": "gave up"}
+        assert "WaitTimedOut" in await event_types(rt, run.run_id)
+
+    # -- human_task -----------------------------------------------------------------------
+
+    async def _open_task(self, rt: Runtime, **task: Any) -> tuple[str, str]:
+        """Start a run waiting on one human task; return (run id, task id)."""
+        run = await run_doc(rt, doc("approve", [human_task(**task), ret("steps.approval")]))
+        tasks = await rt.ports.events.list_human_tasks(TENANT)
+        assert [t.run_id for t in tasks] == [run.run_id]
+        return run.run_id, tasks[0].task_id
+
+    async def test_human_task_decision_resumes_run(self, rt: Runtime) -> None:
+        run_id, task_id = await self._open_task(rt, form=FORM)
+        await rt.decide_task(TENANT, task_id, "approve", {"reason": "fine"}, decided_by="ann")
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, run_id)).status == "completed"
+        output = await output_of(rt, run_id)
+        assert (output["outcome"], output["data"]) == ("approve", {"reason": "fine"})
+        assert await rt.ports.events.list_human_tasks(TENANT) == []
+
+    async def test_decision_with_unknown_outcome_is_invalid(self, rt: Runtime) -> None:
+        _, task_id = await self._open_task(rt)
+        error = await engine_error(rt.decide_task(TENANT, task_id, "maybe"))
+        assert error.code == ErrorCode.DECISION_INVALID
+
+    async def test_decision_data_failing_form_schema_is_invalid(self, rt: Runtime) -> None:
+        _, task_id = await self._open_task(rt, form=FORM)
+        error = await engine_error(rt.decide_task(TENANT, task_id, "approve", {"reason": 5}))
+        assert error.code == ErrorCode.DECISION_INVALID
+
+    async def test_decision_on_unknown_task_is_not_found(self, rt: Runtime) -> None:
+        error = await engine_error(rt.decide_task(TENANT, "no-such-task", "approve"))
+        assert error.code == ErrorCode.HUMAN_TASK_NOT_FOUND
+
+    async def test_task_deadline_runs_on_deadline_branch(
+        self, rt: Runtime, clock: ManualClock
+    ) -> None:
+        run_id, _ = await self._open_task(rt, deadline_s=3600,
+                                          on_deadline=[assign(escalated="true")])
+        await advance(rt, clock, 3600)
+        assert (await rt.get_run(TENANT, run_id)).status == "completed"
+        assert (await output_of(rt, run_id))["expired"] is True
+        assert (await rt.get_state(TENANT, run_id)).vars == {"escalated": True}
+        assert await rt.ports.events.list_human_tasks(TENANT) == []
+
+    async def test_task_deadline_without_branch_marks_task_overdue(
+        self, rt: Runtime, clock: ManualClock
+    ) -> None:
+        run_id, _ = await self._open_task(rt, deadline_s=3600)
+        await advance(rt, clock, 3600)
+        assert (await rt.get_run(TENANT, run_id)).status == "waiting"
+        assert [t.overdue for t in await rt.ports.events.list_human_tasks(TENANT)] == [True]
+
+    async def test_overdue_task_can_still_be_decided(
+        self, rt: Runtime, clock: ManualClock
+    ) -> None:
+        run_id, task_id = await self._open_task(rt, deadline_s=3600)
+        await advance(rt, clock, 7200)
+        await rt.decide_task(TENANT, task_id, "reject")
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, run_id)).status == "completed"
+        assert (await output_of(rt, run_id))["outcome"] == "reject"
+
+    # -- sleep, child_run, return, fail ---------------------------------------------------
+
+    async def test_sleep_completes_only_after_its_duration(
+        self, rt: Runtime, clock: ManualClock
+    ) -> None:
+        run = await run_doc(rt, SLEEPER)
+        await advance(rt, clock, 59)
+        assert (await rt.get_run(TENANT, run.run_id)).status == "waiting"
+        await advance(rt, clock, 1)
+        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+        assert await output_of(rt, run.run_id) == "woke"
+        assert "TimerFired" in await event_types(rt, run.run_id)
+
+    async def test_child_run_output_flows_to_parent(self, rt: Runtime) -> None:
+        await register(rt, CHILD_ECHO)
+        run = await run_doc(rt, child_parent("child_echo"), {"x": 7})
+        assert run.status == "completed"
+        assert await output_of(rt, run.run_id) == {"child_got": 7}
+        children = [r for r in await rt.list_runs(TENANT) if r.parent_run_id == run.run_id]
+        assert [(c.definition_id, c.status) for c in children] == [("child_echo", "completed")]
+
+    async def test_child_failure_fails_parent(self, rt: Runtime) -> None:
+        await register(rt, CHILD_FAILS)
+        run = await run_doc(rt, child_parent("child_fails"), {"x": 1})
+        assert run.status == "failed"
+        assert run.error is not None
+        assert run.error["code"] == ErrorCode.CHILD_RUN_FAILED
+        assert run.error["child_error"]["code"] == "CHILD_SAID_NO"
+
+    async def test_child_of_unknown_definition_fails_parent(self, rt: Runtime) -> None:
+        run = await run_doc(rt, child_parent("no_such_definition"), {"x": 1})
+        assert run.status == "failed"
+        assert run.error is not None
+        assert run.error["code"] == ErrorCode.CHILD_RUN_FAILED
+        assert run.error["child_error"]["code"] == ErrorCode.DEFINITION_NOT_FOUND
+
+    async def test_return_finishes_run_with_output(
+        self, rt: Runtime, actions: RecordingActions
+    ) -> None:
+        run = await run_doc(rt, doc("early", [
+            ret("{'total': input.x * 2}"),
+            action("double", {"n": 1}),
+        ]), {"x": 5})
+        assert run.status == "completed"
+        assert await output_of(rt, run.run_id) == {"total": 10}
+        assert actions.count() == 0
+
+    async def test_fail_step_fails_run_with_code_and_message(self, rt: Runtime) -> None:
+        run = await run_doc(rt, doc("reject", [
+            assign(seen="true"),
+            {"type": "fail", "code": "ORDER_REJECTED",
+             "message": "'order ' & input.order & ' rejected'"},
+        ]), {"order": "o-1"})
+        assert run.status == "failed"
+        assert run.error is not None
+        assert (run.error["code"], run.error["message"], run.error["path"]) == (
+            "ORDER_REJECTED", "order o-1 rejected", "steps[1]")
+        assert (await event_types(rt, run.run_id))[-1] == "RunFailed"
+
+    # -- correlation ----------------------------------------------------------------------
+
+    async def test_unresolved_correlation_routes_nothing_and_is_audited(
+        self, rt: Runtime
+    ) -> None:
+        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
+        await rt.submit_event(TENANT, "paid", {"order": "o-1"})  # no key, no paths
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, run.run_id)).status == "waiting"
+        assert "correlation.unresolved" in await audit_kinds(rt)
+
+    async def test_event_id_is_never_used_as_correlation_key(self, rt: Runtime) -> None:
+        event_id = await rt.submit_event(TENANT, "paid", {"amount": 1})
+        # Hold the routing message until a run waits on exactly that event id.
+        held = await rt.ports.stream.consume(rt.settings.group, "holder", count=1)
+        assert [d.message.body["event_id"] for d in held] == [event_id]
+        run = await run_doc(rt, WAIT_PAID, {"order": event_id})
+        assert run.status == "waiting"
+        await rt.process(held[0])
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, run.run_id)).status == "waiting"
+        assert "correlation.unresolved" in await audit_kinds(rt)
+
+    async def test_event_matching_two_waiting_runs_resumes_both(self, rt: Runtime) -> None:
+        first = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
+        second = await rt.start_run(TENANT, "wait_paid", {"order": "o-1"})
+        await rt.run_until_idle()
+        await rt.submit_event(TENANT, "paid", {"amount": 9}, correlation_key="o-1")
+        await rt.run_until_idle()
+        for run_id in (first.run_id, second.run_id):
+            assert (await rt.get_run(TENANT, run_id)).status == "completed"
+            assert await output_of(rt, run_id) == {"amount": 9}
+
+    async def test_event_matching_two_waits_of_one_run_resumes_both(self, rt: Runtime) -> None:
+        run = await run_doc(rt, doc("both", [{"type": "parallel", "branches": [
+            {"name": "a", "steps": [wait_event("go", "'k'", id="wa")]},
+            {"name": "b", "steps": [wait_event("go", "'k'", id="wb")]},
+        ]}]))
+        await rt.submit_event(TENANT, "go", {}, correlation_key="k")
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+
+    # -- retries --------------------------------------------------------------------------
+
+    async def test_flaky_action_is_retried_after_backoff(
+        self, rt: Runtime, clock: ManualClock, actions: RecordingActions
+    ) -> None:
+        run = await run_doc(rt, doc("flaky", [
+            action("flaky", {"succeed_on": 3},
+                   retry={"max_attempts": 3, "initial_interval_s": 10, "backoff": 2}),
+        ]))
+        assert (run.status, actions.count()) == ("waiting", 1)
+        await advance(rt, clock, 9.9)
+        assert actions.count() == 1
+        await advance(rt, clock, 0.1)
+        assert actions.count() == 2
+        await advance(rt, clock, 19.9)
+        assert actions.count() == 2
+        await advance(rt, clock, 0.1)
+        assert actions.count() == 3
+        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+
+    async def test_exhausted_retries_fail_run_with_action_code_and_path(
+        self, rt: Runtime, actions: RecordingActions
+    ) -> None:
+        run = await run_doc(rt, doc("pay", [
+            assign(a="1"),
+            action("decline", retry={"max_attempts": 3, "initial_interval_s": 0}),
+        ]))
+        assert run.status == "failed"
+        assert actions.count("decline") == 3
+        assert run.error is not None
+        assert (run.error["code"], run.error["path"]) == ("CARD_DECLINED", "steps[1]")
+
+    async def test_non_retryable_code_stops_retries(
+        self, rt: Runtime, actions: RecordingActions
+    ) -> None:
+        run = await run_doc(rt, doc("pay", [
+            action("decline", retry={"max_attempts": 5, "initial_interval_s": 0,
+                                     "non_retryable_codes": ["CARD_DECLINED"]}),
+        ]))
+        assert (run.status, actions.count()) == ("failed", 1)
+
+    async def test_action_failed_error_not_retryable_stops_retries(
+        self, rt: Runtime, actions: RecordingActions
+    ) -> None:
+        run = await run_doc(rt, doc("pay", [
+            action("decline_final", retry={"max_attempts": 5, "initial_interval_s": 0}),
+        ]))
+        assert (run.status, actions.count()) == ("failed", 1)
+        assert run.error is not None
+        assert run.error["code"] == "CARD_DECLINED"
+
+    async def test_on_error_branch_runs_with_error_in_scope(self, rt: Runtime) -> None:
+        run = await run_doc(rt, doc("pay", [
+            action("decline", on_error=[assign(failure="error.code")]),
+        ]))
+        assert run.status == "completed"
+        assert await output_of(rt, run.run_id) == {"failure": "CARD_DECLINED"}
+
+    async def test_action_timeout_fails_with_action_timeout(self, rt: Runtime) -> None:
+        run = await run_doc(rt, doc("slow", [action("hang", timeout_s=0.05)]))
+        assert run.status == "failed"
+        assert run.error is not None
+        assert run.error["code"] == ErrorCode.ACTION_TIMEOUT
+
+    # -- idempotency ----------------------------------------------------------------------
+
+    async def test_idempotency_key_is_stable_across_attempts(
+        self, rt: Runtime, actions: RecordingActions
+    ) -> None:
+        run = await run_doc(rt, doc("flaky", [
+            action("flaky", {"succeed_on": 3},
+                   retry={"max_attempts": 3, "initial_interval_s": 0}),
+        ]))
+        assert run.status == "completed"
+        assert [c.ctx.attempt for c in actions.calls] == [1, 2, 3]
+        assert actions.keys() == [f"{TENANT}:{run.run_id}:steps[0]"] * 3
+
+    async def test_redelivered_action_message_does_not_execute_again(
+        self, rt: Runtime, actions: RecordingActions
+    ) -> None:
+        await register(rt, doc("once", [action("echo", {"v": 1})]))
+        run = await rt.start_run(TENANT, "once")
+        processed = await drain_recording(rt)
+        [execute] = [m for m in processed if m.kind == "execute_action"]
+        history = await rt.history(TENANT, run.run_id)
+        await rt.ports.stream.publish(execute)
+        await rt.run_until_idle()
+        assert actions.count() == 1
+        assert await rt.history(TENANT, run.run_id) == history
+
+    async def test_for_each_iterations_get_distinct_idempotency_keys(
+        self, rt: Runtime, actions: RecordingActions
+    ) -> None:
+        run = await run_doc(rt, doc("each", [
+            {"type": "for_each", "items": "input.items",
+             "do": [action("double", {"n": "item"})]},
+        ]), {"items": [1, 1, 1]})
+        assert sorted(actions.keys()) == [
+            f"{TENANT}:{run.run_id}:steps[0]@{i}.do[0]" for i in range(3)]
+
+    # -- cancel ---------------------------------------------------------------------------
+
+    async def test_cancel_waiting_run(self, rt: Runtime) -> None:
+        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
+        cancelled = await rt.cancel_run(TENANT, run.run_id, reason="customer left")
+        assert cancelled.status == "cancelled"
+        assert (await rt.get_run(TENANT, run.run_id)).status == "cancelled"
+        assert (await event_types(rt, run.run_id))[-2:] == ["CancelRequested", "RunCancelled"]
+
+    async def test_cancelled_run_timers_never_fire(
+        self, rt: Runtime, clock: ManualClock
+    ) -> None:
+        run = await run_doc(rt, SLEEPER)
+        await rt.cancel_run(TENANT, run.run_id)
+        before = await rt.history(TENANT, run.run_id)
+        clock.advance(timedelta(seconds=120))
+        assert await rt.tick() == 0
+        await rt.run_until_idle()
+        assert await rt.history(TENANT, run.run_id) == before
+        assert (await rt.get_run(TENANT, run.run_id)).status == "cancelled"
+
+    async def test_cancelling_parent_cancels_its_children(self, rt: Runtime) -> None:
+        await register(rt, doc("child_waits", [wait_event("go", "input.x")]))
+        run = await run_doc(rt, child_parent("child_waits"), {"x": "k"})
+        [child] = [r for r in await rt.list_runs(TENANT) if r.parent_run_id == run.run_id]
+        assert child.status == "waiting"
+        await rt.cancel_run(TENANT, run.run_id)
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, child.run_id)).status == "cancelled"
+        assert (await rt.get_run(TENANT, run.run_id)).status == "cancelled"
+
+    async def test_cancel_finished_run_is_run_finished(self, rt: Runtime) -> None:
+        run = await run_doc(rt, doc("quick", [ret("1")]))
+        error = await engine_error(rt.cancel_run(TENANT, run.run_id))
+        assert error.code == ErrorCode.RUN_FINISHED
+        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+
+    async def test_cancel_unknown_run_is_run_not_found(self, rt: Runtime) -> None:
+        error = await engine_error(rt.cancel_run(TENANT, "no-such-run"))
+        assert error.code == ErrorCode.RUN_NOT_FOUND
+
+    # -- replay ---------------------------------------------------------------------------
+
+    async def test_replay_run_repeats_original_input_and_outcome(
+        self, rt: Runtime, actions: RecordingActions
+    ) -> None:
+        original = await run_doc(rt, doc("twice", [
+            action("double", {"n": "input.n"}, id="d"),
+            ret("{'result': steps.d.n}"),
+        ]), {"n": 21})
+        replayed_run = await rt.replay_run(TENANT, original.run_id)
+        await rt.run_until_idle()
+        again = await rt.get_run(TENANT, replayed_run.run_id)
+        assert again.run_id != original.run_id
+        assert (again.replay_of, again.status) == (original.run_id, "completed")
+        assert (await rt.get_state(TENANT, again.run_id)).input == {"n": 21}
+        assert await output_of(rt, again.run_id) == await output_of(rt, original.run_id)
+        assert actions.count() == 2
+
+    # -- tenants --------------------------------------------------------------------------
+
+    @pytest.mark.parametrize("operation", ["get_run", "history", "get_state", "cancel_run"])
+    async def test_other_tenant_sees_run_as_not_found(
+        self, rt: Runtime, operation: str
+    ) -> None:
+        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
+        error = await engine_error(getattr(rt, operation)(OTHER_TENANT, run.run_id))
+        assert error.code == ErrorCode.RUN_NOT_FOUND
+        assert (await rt.get_run(TENANT, run.run_id)).status == "waiting"
+
+    async def test_other_tenant_cannot_see_or_decide_task(self, rt: Runtime) -> None:
+        run_id, task_id = await self._open_task(rt)
+        assert await rt.ports.events.list_human_tasks(OTHER_TENANT) == []
+        error = await engine_error(rt.decide_task(OTHER_TENANT, task_id, "approve"))
+        assert error.code == ErrorCode.HUMAN_TASK_NOT_FOUND
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, run_id)).status == "waiting"
+
+    async def test_submit_event_to_unknown_run_is_run_not_found(self, rt: Runtime) -> None:
+        error = await engine_error(rt.submit_event(TENANT, "paid", {}, run_id="no-such-run"))
+        assert error.code == ErrorCode.RUN_NOT_FOUND
+
+    async def test_submit_event_to_finished_run_is_run_finished(self, rt: Runtime) -> None:
+        run = await run_doc(rt, doc("quick", [ret("1")]))
+        error = await engine_error(rt.submit_event(TENANT, "paid", {}, run_id=run.run_id))
+        assert error.code == ErrorCode.RUN_FINISHED
+
+    # -- bad input ------------------------------------------------------------------------
+
+    async def test_input_failing_schema_is_input_invalid(self, rt: Runtime) -> None:
+        schema = {"type": "object", "required": ["order"]}
+        await register(rt, doc("strict", [ret("1")], input_schema=schema))
+        error = await engine_error(rt.start_run(TENANT, "strict", {"amount": 1}))
+        assert error.code == ErrorCode.INPUT_INVALID
+        assert await rt.list_runs(TENANT) == []
+
+    async def test_unknown_definition_is_definition_not_found(self, rt: Runtime) -> None:
+        error = await engine_error(rt.start_run(TENANT, "no_such_definition", {}))
+        assert error.code == ErrorCode.DEFINITION_NOT_FOUND
+
+    async def test_registering_unknown_action_is_action_unknown(self, rt: Runtime) -> None:
+        bad = doc("bad", [assign(a="1"), action("no_such_action")])
+        error = await engine_error(register(rt, bad))
+        assert (error.code, error.path) == (ErrorCode.ACTION_UNKNOWN, "steps[1].action")
+
+    # -- history, time travel, snapshots --------------------------------------------------
+
+    @pytest.mark.parametrize("snapshot_every", [0, 3])
+    async def test_state_at_equals_replay_of_prefix(
+        self, runtime_factory: RuntimeFactory, actions: RecordingActions, snapshot_every: int
+    ) -> None:
+        rt = runtime_factory(actions.registry, RuntimeSettings(snapshot_every=snapshot_every))
+        run = await run_doc(rt, doc("travel", [
+            assign(a="1"),
+            {"type": "for_each", "items": "[1, 2, 3]", "max_concurrency": 2,
+             "do": [action("double", {"n": "item"})]},
+            action("flaky", {"succeed_on": 2}, retry={"max_attempts": 2, "initial_interval_s": 0}),
+            wait_event("paid", "input.order", timeout_s=60),
+        ]), {"order": "o-1"})
+        history = await rt.history(TENANT, run.run_id)
+        assert len(history) > 6
+        for version in range(1, len(history) + 1):
+            expected = replayed(history[:version])
+            assert await rt.state_at(TENANT, run.run_id, version) == expected, version
+
+    async def test_snapshots_do_not_change_state(
+        self, runtime_factory: RuntimeFactory, actions: RecordingActions
+    ) -> None:
+        travel = doc("travel", [
+            assign(a="1"),
+            {"type": "for_each", "items": "[1, 2, 3]", "max_concurrency": 2,
+             "do": [action("double", {"n": "item"}), assign(last="item")]},
+            human_task(),
+            assign(b="steps.approval.data.amount"),
+        ])
+        states = []
+        for tenant, every in ((TENANT, 3), (OTHER_TENANT, 0)):
+            rt = runtime_factory(actions.registry, RuntimeSettings(snapshot_every=every))
+            await register(rt, travel, tenant=tenant)
+            await rt.start_run(tenant, "travel", {"order": "o-1"}, run_id="r-1")
+            await rt.run_until_idle()
+            waiting = await rt.get_state(tenant, "r-1")
+            [task] = await rt.ports.events.list_human_tasks(tenant)
+            await rt.decide_task(tenant, task.task_id, "approve", {"amount": 7})
+            await rt.run_until_idle()
+            done = await rt.get_state(tenant, "r-1")
+            assert done == replayed(await rt.history(tenant, "r-1"))
+            has_snapshot = await rt.ports.events.load_snapshot(tenant, "r-1") is not None
+            assert has_snapshot == (every > 0)
+            states.append((replace(waiting, tenant=""), replace(done, tenant="")))
+        assert states[0] == states[1]
+        assert states[0][1].vars == {"a": 1, "last": 3, "b": 7}
+
+    # -- operations: stuck runs, queues ---------------------------------------------------
+
+    async def test_unprocessed_run_is_reported_stuck(
+        self, rt: Runtime, clock: ManualClock
+    ) -> None:
+        await register(rt, doc("quick", [ret("1")]))
+        run = await rt.start_run(TENANT, "quick")
+        assert await rt.stuck_runs(TENANT) == []
+        clock.advance(rt.settings.stuck_after + timedelta(seconds=1))
+        assert [s.run.run_id for s in await rt.stuck_runs(TENANT)] == [run.run_id]
+
+    async def test_run_waiting_for_event_is_not_stuck(
+        self, rt: Runtime, clock: ManualClock
+    ) -> None:
+        await run_doc(rt, WAIT_PAID, {"order": "o-1"})
+        clock.advance(rt.settings.stuck_after * 10)
+        assert await rt.stuck_runs(TENANT) == []
+
+    async def test_worker_of_another_queue_refuses_run(
+        self, rt: Runtime, runtime_factory: RuntimeFactory, actions: RecordingActions
+    ) -> None:
+        await register(rt, doc("pay", [action("double", {"n": 1})]))
+        run = await rt.start_run(TENANT, "pay")
+        foreign = runtime_factory(actions.registry, RuntimeSettings(queue="other"))
+        await foreign.run_until_idle()
+        assert "run.foreign_queue" in await audit_kinds(rt)
+        assert actions.count() == 0
+        assert await event_types(rt, run.run_id) == ["RunStarted"]
+
+    async def test_run_refused_by_foreign_worker_is_reported_stuck(
+        self, rt: Runtime, runtime_factory: RuntimeFactory, actions: RecordingActions,
+        clock: ManualClock,
+    ) -> None:
+        await register(rt, doc("pay", [action("double", {"n": 1})]))
+        run = await rt.start_run(TENANT, "pay")
+        await runtime_factory(actions.registry, RuntimeSettings(queue="other")).run_until_idle()
+        clock.advance(rt.settings.stuck_after + timedelta(seconds=1))
+        assert [s.run.run_id for s in await rt.stuck_runs(TENANT)] == [run.run_id]
+
+    async def test_message_refused_by_foreign_worker_is_not_lost(
+        self, rt: Runtime, runtime_factory: RuntimeFactory, actions: RecordingActions,
+        clock: ManualClock,
+    ) -> None:
+        await register(rt, doc("pay", [action("double", {"n": 1})]))
+        run = await rt.start_run(TENANT, "pay")
+        await runtime_factory(actions.registry, RuntimeSettings(queue="other")).run_until_idle()
+        clock.advance(rt.settings.claim_idle + timedelta(seconds=1))
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+        assert actions.count() == 1
