@@ -64,6 +64,7 @@ from wfdomain.records import (
     Snapshot,
     StoredDefinition,
 )
+from wfdomain.recovery import pending_commands
 from wfdomain.schema import validate_against_schema
 from wfdomain.state import RunState, replay
 
@@ -314,6 +315,27 @@ class Runtime:
             started.input if use_original_input else run_input,
             version=started.definition_version, replay_of=run_id,
         )
+
+    async def resume_run(self, tenant: str, run_id: str) -> int:
+        """Re-issue the work an unfinished run is owed; return how many commands.
+
+        For runs reported by ``stuck_runs``: after a crash between an append and its
+        commands, the actions, timers and child runs still owed are derived from the
+        state and issued again, and the run is queued to advance. Safe to repeat, but an
+        action attempt already executing elsewhere may then run twice: resume only runs
+        that are stuck.
+
+        Raises:
+            RunNotFoundError: unknown to this tenant.
+            RunFinishedError: the run already finished.
+        """
+        await self._require_open_run(tenant, run_id)
+        state = await self.get_state(tenant, run_id)
+        commands = pending_commands(await self._definition_of(state), state)
+        await self._carry_out(state, commands)
+        await self._publish("advance", tenant, run_id, {"input": encode_input(cmd.Advance())})
+        await self._audit(tenant, "run.resumed", run_id, {"commands": len(commands)})
+        return len(commands)
 
     # -- queries ------------------------------------------------------------------------
     async def get_run(self, tenant: str, run_id: str) -> RunSummary:

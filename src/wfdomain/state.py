@@ -324,7 +324,7 @@ def apply_in_place(state: RunState, event: ev.WorkflowEvent) -> None:
                 state.tasks[event.task_id] = replace(state.tasks[event.task_id], overdue=True)
         case ev.ChildRunRequested():
             state.children[event.child_run_id] = event.key
-            _set_step(state, event.key, awaiting="child")
+            _set_step(state, event.key, awaiting="child", action_input=event.input)
         case ev.ChildRunFinished():
             state.children.pop(event.child_run_id, None)
         case ev.CancelRequested():

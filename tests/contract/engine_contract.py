@@ -690,3 +690,37 @@ class EngineContract:
         await rt.run_until_idle()
         assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
         assert actions.count() == 1
+
+    async def test_resume_reissues_an_action_lost_in_a_crash(
+        self, rt: Runtime, actions: RecordingActions, clock: ManualClock,
+    ) -> None:
+        await register(rt, doc("pay", [action("double", {"n": 2})]))
+        run = await rt.start_run(TENANT, "pay")
+        stream, group = rt.ports.stream, rt.settings.group
+        for delivery in await stream.consume(group, "doomed"):
+            await rt.process(delivery)  # appends ActionScheduled, publishes execute_action
+        for delivery in await stream.consume(group, "doomed"):
+            await stream.ack(group, delivery.delivery_id)  # the worker died: message lost
+        await rt.run_until_idle()
+        clock.advance(rt.settings.stuck_after + timedelta(seconds=1))
+        assert [s.run.run_id for s in await rt.stuck_runs(TENANT)] == [run.run_id]
+        assert await rt.resume_run(TENANT, run.run_id) == 1
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+        assert actions.count() == 1
+        assert "run.resumed" in await audit_kinds(rt)
+
+    async def test_resume_reschedules_a_lost_timer(self, rt: Runtime, clock: ManualClock) -> None:
+        run = await run_doc(rt, SLEEPER)
+        await rt.ports.scheduler.take_due(clock.now() + timedelta(days=365))  # timer lost
+        assert await rt.resume_run(TENANT, run.run_id) == 1
+        clock.advance(timedelta(days=1))
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+
+    async def test_resume_of_finished_run_is_refused(self, rt: Runtime) -> None:
+        await register(rt, doc("quick", [assign(x="1")]))
+        run = await rt.start_run(TENANT, "quick")
+        await rt.run_until_idle()
+        error = await engine_error(rt.resume_run(TENANT, run.run_id))
+        assert error.code == ErrorCode.RUN_FINISHED
