@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
+from datetime import timedelta
 
 from wfadapters.memory import InMemoryEventStore, InMemoryLock, InMemoryScheduler, InMemoryStream
 from wfadapters.system import SystemClock, UuidIds
@@ -36,9 +38,21 @@ _BACKENDS: Mapping[str, Callable[[Settings, Clock], AbstractAsyncContextManager[
 
 @asynccontextmanager
 async def open_engine(
-    settings: Settings, actions: ActionRegistry, *, clock: Clock | None = None,
+    settings: Settings,
+    actions: ActionRegistry,
+    *,
+    clock: Clock | None = None,
+    options: RuntimeSettings | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the configured engine and yield its runtime; close it on exit.
+
+    Args:
+        settings: Where runs execute (the engine URL decides engine and queue).
+        actions: The actions this process can execute.
+        clock: The clock (the system clock when None).
+        options: Further runtime options (limits, lock and claim timings...). Their
+            ``engine`` and ``queue`` are always replaced by the URL's, so no code path
+            can make a producer and a worker disagree about where a run executes.
 
     Raises:
         UnsupportedOperationError: the backend is recognised but not available yet.
@@ -50,7 +64,11 @@ async def open_engine(
             f"(available: {', '.join(sorted(_BACKENDS))})",
             details={"engine_url": settings.engine_url},
         )
-    runtime_settings = RuntimeSettings(engine=settings.backend, queue=settings.queue,
-                                       snapshot_every=settings.snapshot_every)
+    base = options or RuntimeSettings(
+        snapshot_every=settings.snapshot_every,
+        correlation_paths=settings.correlation_paths,
+        stuck_after=timedelta(seconds=settings.stuck_after_s),
+    )
+    runtime_settings = replace(base, engine=settings.backend, queue=settings.queue)
     async with factory(settings, clock or SystemClock()) as ports:
         yield Runtime(ports, actions, runtime_settings)

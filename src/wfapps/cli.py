@@ -1,8 +1,8 @@
 """The ``wf`` command. Thin: parse, open the engine, call the runtime, render.
 
 Exit codes: 0 success, 1 the run failed or was cancelled (or validation found errors),
-2 the run is still waiting (for an event, a person or a timer past ``--timeout``),
-3 a usage or engine error (printed with its stable code).
+2 a usage error (bad option or argument), 3 an engine error (printed with its stable
+code), 4 the run is still waiting (for an event, a person, or a timer past ``--timeout``).
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ async def _run(path: Path, run_input: str | None, settings: Settings, wait_s: fl
                                                timeout_s=wait_s)
         history = await runtime.history(settings.tenant, run.run_id)
         state = await runtime.get_state(settings.tenant, run.run_id)
-    secrets = secret_values(history[0].data["input"], "input", package.main.secret_fields)
+    secrets = (secret_values(history[0].data["input"], "input", package.main.secret_fields)
+               | secret_values(state.vars, "state", package.main.secret_fields))
     result = mask(state.output, secrets)
     if as_json:
         out.print_json(data={"run_id": run.run_id, "status": run.status, "output": result,
@@ -106,7 +107,7 @@ async def _run(path: Path, run_input: str | None, settings: Settings, wait_s: fl
         out.print_json(data=result)
     if run.status == "completed":
         return 0
-    return 2 if run.status in ("waiting", "running") else 1
+    return 4 if run.status in ("waiting", "running") else 1
 
 
 @app.command()

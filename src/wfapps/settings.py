@@ -10,12 +10,13 @@ the CLI given the same value can never disagree about where a run executes:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
-from wfdomain.errors import WorkflowEngineError
+from wfdomain.errors import ErrorCode, WorkflowEngineError
 
 __all__ = ["KNOWN_SCHEMES", "Settings", "SettingsError"]
 
@@ -25,7 +26,7 @@ KNOWN_SCHEMES = ("memory", "sqlite", "postgres", "postgresql", "temporal")
 class SettingsError(WorkflowEngineError):
     """A setting is missing or malformed; the message names the variable."""
 
-    default_code = "SETTINGS_INVALID"
+    default_code = ErrorCode.SETTINGS_INVALID
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,6 +39,10 @@ class Settings:
         queue: Task queue from the URL's ``queue`` (or ``task_queue``) parameter.
         tenant: Tenant used by the CLI.
         snapshot_every: Snapshot interval in events (``WF_SNAPSHOT_EVERY``).
+        correlation_paths: Payload paths per event name (``WF_CORRELATION_PATHS``, JSON:
+            ``{"payment.received": ["order.id"], "*": ["correlation_id"]}``).
+        stuck_after_s: Seconds without progress before a run is reported stuck
+            (``WF_STUCK_AFTER_S``).
     """
 
     engine_url: str = "memory://"
@@ -45,6 +50,8 @@ class Settings:
     queue: str = "default"
     tenant: str = "default"
     snapshot_every: int = 100
+    correlation_paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    stuck_after_s: float = 300.0
 
     @classmethod
     def from_url(cls, url: str, *, tenant: str = "default", snapshot_every: int = 100,
@@ -63,7 +70,11 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Self:
-        """Read ``WF_ENGINE_URL``, ``WF_TENANT`` and ``WF_SNAPSHOT_EVERY``."""
+        """Read the ``WF_*`` variables; an error names the variable at fault.
+
+        ``WF_ENGINE_URL``, ``WF_TENANT``, ``WF_SNAPSHOT_EVERY``, ``WF_CORRELATION_PATHS``
+        and ``WF_STUCK_AFTER_S``.
+        """
         raw_every = env.get("WF_SNAPSHOT_EVERY", "100")
         try:
             every = int(raw_every)
@@ -71,6 +82,27 @@ class Settings:
             raise SettingsError(f"WF_SNAPSHOT_EVERY: {raw_every!r} is not an integer") from None
         if every < 0:
             raise SettingsError(f"WF_SNAPSHOT_EVERY: {every} must be >= 0")
-        return cls.from_url(env.get("WF_ENGINE_URL", "memory://"),
-                            tenant=env.get("WF_TENANT", "default"), snapshot_every=every,
-                            source="WF_ENGINE_URL")
+        raw_stuck = env.get("WF_STUCK_AFTER_S", "300")
+        try:
+            stuck_after = float(raw_stuck)
+        except ValueError:
+            raise SettingsError(f"WF_STUCK_AFTER_S: {raw_stuck!r} is not a number") from None
+        if stuck_after <= 0:
+            raise SettingsError(f"WF_STUCK_AFTER_S: {stuck_after} must be > 0")
+        settings = cls.from_url(env.get("WF_ENGINE_URL", "memory://"),
+                                tenant=env.get("WF_TENANT", "default"), snapshot_every=every,
+                                source="WF_ENGINE_URL")
+        paths = _correlation_paths(env.get("WF_CORRELATION_PATHS", "{}"))
+        return replace(settings, correlation_paths=paths, stuck_after_s=stuck_after)
+
+
+def _correlation_paths(raw: str) -> dict[str, tuple[str, ...]]:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise SettingsError(f"WF_CORRELATION_PATHS: not JSON: {e}") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(v, list) and all(isinstance(p, str) and p for p in v) for v in data.values()
+    ):
+        raise SettingsError('WF_CORRELATION_PATHS: expected {"event.name": ["dotted.path", ...]}')
+    return {str(name): tuple(paths) for name, paths in data.items()}

@@ -22,9 +22,15 @@ def _compact(value: Any, limit: int = 90) -> str:
 
 
 def _secrets(history: list[EventEnvelope], definition: Definition) -> frozenset[str]:
-    if not history or history[0].type != "RunStarted":
+    if not definition.secret_fields:
         return frozenset()
-    return secret_values(history[0].data.get("input"), "input", definition.secret_fields)
+    found: set[str] = set()
+    for e in history:
+        if e.type == "RunStarted":
+            found |= secret_values(e.data.get("input"), "input", definition.secret_fields)
+        elif e.type == "StateSet":
+            found |= secret_values(e.data["values"], "state", definition.secret_fields)
+    return frozenset(found)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -229,7 +229,7 @@ class _Decider:
         elif isinstance(definition, WaitEventStep):
             output = {"timed_out": True, "event_id": None, "payload": None}
         elif isinstance(definition, HumanTaskStep):
-            output = {"outcome": None, "expired": True, "data": None}
+            output = {"outcome": None, "data": None, "decided_by": None, "expired": True}
         elif isinstance(definition, ActionStep):
             output = {"error": step.last_error}
         else:

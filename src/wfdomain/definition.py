@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from wfdomain.errors import DefinitionError, ErrorCode
 from wfdomain.expressions import check_expression
+from wfdomain.schema import check_schema
 
 __all__ = [
     "ActionStep",
@@ -358,6 +359,10 @@ def parse_definition(document: Mapping[str, Any]) -> Definition:
             details={"errors": len(e.errors())},
         ) from None
     _check_unique_ids(definition)
+    check_schema(definition.input_schema, "input_schema")
+    for path, step in definition.iter_steps():
+        if isinstance(step, HumanTaskStep):
+            check_schema(step.form, f"{path}.form")
     for path, source in iter_expressions(definition):
         check_expression(source, path=path)
     return definition

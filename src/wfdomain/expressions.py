@@ -537,7 +537,7 @@ class CompiledExpression:
             raise ExpressionError(
                 "evaluation ran out of memory", code=ExpressionCode.MEMORY_LIMIT, path=self.path
             ) from None
-        except ArithmeticError as exc:  # e.g. 1/0, $power(10, 400): a failure of the data
+        except (ArithmeticError, ValueError) as exc:  # 1/0, $number("x"): the data failed
             raise ExpressionError(
                 f"arithmetic failed: {type(exc).__name__}: {exc}",
                 code=ExpressionCode.EVALUATION,

@@ -125,7 +125,7 @@ class StuckRun:
 
 
 class _ForeignRunError(WorkflowEngineError):
-    default_code = "RUN_WRONG_QUEUE"
+    default_code = ErrorCode.RUN_WRONG_QUEUE
     retryable = True
 
 
@@ -383,7 +383,7 @@ class Runtime:
         its queue, or a lost message); a ``waiting`` run whose timer is overdue by that
         much has no scheduler driving it. Waiting on an event or a person is not stuck.
         """
-        threshold = older_than or self.settings.stuck_after
+        threshold = self.settings.stuck_after if older_than is None else older_than
         now = self.ports.clock.now()
         stuck: list[StuckRun] = []
         for run in await self.ports.events.list_runs(tenant, statuses=["running", "waiting"],
@@ -440,10 +440,14 @@ class Runtime:
         while True:
             await self.run_until_idle()
             run = await self.get_run(tenant, run_id)
-            if run.finished or (run.status == "waiting" and run.next_due_at is None):
+            left = deadline - asyncio.get_running_loop().time()
+            if run.finished or left <= 0:
                 return run
-            if asyncio.get_running_loop().time() > deadline:
-                return run
+            if run.status == "waiting" and (
+                run.next_due_at is None
+                or (run.next_due_at - self.ports.clock.now()).total_seconds() > left
+            ):
+                return run  # waits on an event, a person, or a timer beyond the deadline
             next_due = await self.ports.scheduler.next_due()
             now = self.ports.clock.now()
             pause = 0.01 if next_due is None else (next_due - now).total_seconds()
@@ -508,6 +512,13 @@ class Runtime:
         rkey = keys.result_key(idem, attempt)
         result = await self.ports.ledger.get_result(rkey)
         if result is None:
+            run = await self.ports.events.get_run(tenant, message.run_id)
+            if run is None or run.finished:
+                # Cancelled (or failed) while the message was queued: no side effect now.
+                await self._audit(tenant, "action.skipped", message.run_id,
+                                  {"key": body["key"], "attempt": attempt,
+                                   "reason": "run finished" if run else "run not found"})
+                return
             result = await self._invoke(message, rkey)
             try:
                 result = await self.ports.ledger.record_result(result)
@@ -584,7 +595,7 @@ class Runtime:
         raise _ForeignRunError(
             f"run {state.run_id} executes on engine {state.engine!r} queue {state.queue!r}, "
             f"not on this worker's {self.settings.engine!r}/{self.settings.queue!r}",
-            code="RUN_WRONG_QUEUE", details=data,
+            details=data,
         )
 
     async def _append(self, state: RunState, decision: cmd.Decision, lease: Lease | None) -> None:

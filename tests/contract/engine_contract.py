@@ -724,3 +724,24 @@ class EngineContract:
         await rt.run_until_idle()
         error = await engine_error(rt.resume_run(TENANT, run.run_id))
         assert error.code == ErrorCode.RUN_FINISHED
+
+    async def test_action_queued_before_cancel_is_not_executed(
+        self, rt: Runtime, actions: RecordingActions,
+    ) -> None:
+        await register(rt, doc("pay", [action("double", {"n": 2})]))
+        run = await rt.start_run(TENANT, "pay")
+        await rt.work_once(count=1)  # decides: the action message is now queued
+        await rt.cancel_run(TENANT, run.run_id, reason="customer changed their mind")
+        await rt.run_until_idle()
+        assert actions.count() == 0
+        assert "action.skipped" in await audit_kinds(rt)
+        assert (await rt.get_run(TENANT, run.run_id)).status == "cancelled"
+
+    async def test_stuck_threshold_of_zero_is_honoured(
+        self, rt: Runtime, clock: ManualClock,
+    ) -> None:
+        run = await run_doc(rt, SLEEPER)
+        clock.advance(timedelta(seconds=61))  # the timer is due, but nobody ticks
+        assert [s.run.run_id for s in await rt.stuck_runs(TENANT, older_than=timedelta(0))] == [
+            run.run_id]
+        assert await rt.stuck_runs(TENANT) == []

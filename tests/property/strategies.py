@@ -184,7 +184,11 @@ def drive(
     driver = Driver.start(definition, run_input, tenant=tenant, run_id=run_id, start=start,
                           step=step)
 
+    sent = 0
+
     def send(inp: cmd.Input, *, first: bool = False) -> None:
+        nonlocal sent
+        sent += 1
         if first:
             driver.feed(inp)
         else:
@@ -203,7 +207,7 @@ def drive(
         if choice is not None and choice >= CANCEL_FROM:
             send(cmd.Cancel(reason="changed my mind", requested_by="bob"))
             continue
-        options = open_inputs(driver.state, serial=len(driver.fed) - len(driver.redeliveries))
+        options = open_inputs(driver.state, serial=sent)
         if not options:
             break
         send(options[0 if choice is None else choice % len(options)])

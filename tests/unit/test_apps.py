@@ -1,0 +1,100 @@
+"""wfapps: settings from the environment, the composition root, and the CLI's contract."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from wfapps import Settings, SettingsError, open_engine
+from wfapps.cli import app
+from wfdomain import ActionRegistry, UnsupportedOperationError, parse_definition
+from wfdomain.errors import DefinitionError, InputValidationError
+from wfdomain.runtime import RuntimeSettings
+from wfdomain.schema import validate_against_schema
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_settings_default_to_the_in_memory_engine() -> None:
+    settings = Settings.from_env({})
+    assert (settings.backend, settings.queue, settings.tenant) == ("memory", "default", "default")
+
+
+def test_settings_read_queue_and_correlation_paths() -> None:
+    settings = Settings.from_env({
+        "WF_ENGINE_URL": "memory://?queue=billing",
+        "WF_CORRELATION_PATHS": json.dumps({"paid": ["order.id"], "*": ["ref"]}),
+        "WF_STUCK_AFTER_S": "30",
+    })
+    assert settings.queue == "billing"
+    assert settings.correlation_paths == {"paid": ("order.id",), "*": ("ref",)}
+    assert settings.stuck_after_s == 30.0
+
+
+@pytest.mark.parametrize(("env", "variable"), [
+    ({"WF_ENGINE_URL": "mysql://x"}, "WF_ENGINE_URL"),
+    ({"WF_SNAPSHOT_EVERY": "often"}, "WF_SNAPSHOT_EVERY"),
+    ({"WF_SNAPSHOT_EVERY": "-1"}, "WF_SNAPSHOT_EVERY"),
+    ({"WF_CORRELATION_PATHS": "{nope"}, "WF_CORRELATION_PATHS"),
+    ({"WF_CORRELATION_PATHS": '{"paid": "order.id"}'}, "WF_CORRELATION_PATHS"),
+    ({"WF_STUCK_AFTER_S": "0"}, "WF_STUCK_AFTER_S"),
+])
+def test_bad_settings_name_their_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env)
+    assert info.value.code == "SETTINGS_INVALID"
+    assert variable in str(info.value)
+
+
+async def test_open_engine_refuses_backends_not_built_yet() -> None:
+    with pytest.raises(UnsupportedOperationError) as info:
+        async with open_engine(Settings.from_url("sqlite:///wf.db"), ActionRegistry()):
+            pass
+    assert info.value.code == "UNSUPPORTED"
+
+
+async def test_open_engine_takes_engine_and_queue_from_the_url_only() -> None:
+    options = RuntimeSettings(engine="temporal", queue="elsewhere",
+                              stuck_after=timedelta(seconds=7))
+    settings = Settings.from_url("memory://?queue=billing")
+    async with open_engine(settings, ActionRegistry(), options=options) as runtime:
+        assert (runtime.settings.engine, runtime.settings.queue) == ("memory", "billing")
+        assert runtime.settings.stuck_after == timedelta(seconds=7)
+
+
+def test_schema_patterns_run_in_linear_time() -> None:
+    schema = {"properties": {"a": {"pattern": "^(a+)+$"}}}
+    with pytest.raises(InputValidationError):
+        validate_against_schema({"a": "a" * 5000 + "!"}, schema, what="input")
+
+
+def test_invalid_schema_pattern_is_refused_when_the_definition_loads() -> None:
+    with pytest.raises(DefinitionError) as info:
+        parse_definition({
+            "id": "x", "version": 1, "steps": [
+                {"type": "human_task", "task": "t", "outcomes": ["ok"],
+                 "form": {"properties": {"n": {"pattern": "(a)\\1"}}}},
+            ],
+        })
+    assert info.value.path == "steps[0].form.properties.n.pattern"
+
+
+def test_cli_returns_4_at_once_when_only_a_person_can_move_the_run() -> None:
+    result = CliRunner().invoke(app, ["run", str(EXAMPLES / "ticket_approval"),
+                                      "--timeout", "30"])
+    assert result.exit_code == 4, result.output
+    assert "waiting for a person" in result.output
+
+
+def test_cli_usage_error_is_2_and_engine_error_is_3() -> None:
+    bad_json = CliRunner().invoke(app, ["run", str(EXAMPLES / "order_fulfilment"),
+                                        "--input", "{not json"])
+    assert bad_json.exit_code == 2
+    unsupported = CliRunner().invoke(app, ["run", str(EXAMPLES / "order_fulfilment"),
+                                           "--engine", "sqlite:///x.db"])
+    assert unsupported.exit_code == 3
+    assert "UNSUPPORTED" in unsupported.output
