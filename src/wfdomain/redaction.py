@@ -1,34 +1,19 @@
 """Redaction of fields a definition marks secret, for every view of a run.
 
 The stored history keeps real values (replay needs them); views show ``"***"`` instead.
-Paths are dotted from a root name: ``input.card.number``, ``state.api_token``.
+Paths are dotted from a root name: ``input.card.number``, ``state.api_token``. Views mask
+by value, not by path: a secret copied into an action input or an output under another
+name is masked there too.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["REDACTED", "mask", "redact", "secret_values"]
+__all__ = ["REDACTED", "mask", "secret_values"]
 
 REDACTED = "***"
-
-
-def redact(value: Any, root: str, secret_paths: Iterable[str]) -> Any:
-    """Return a copy of ``value`` (the document named ``root``) with secret paths masked."""
-    prefix = root + "."
-    paths = [p[len(prefix):].split(".") for p in secret_paths if p.startswith(prefix)]
-    if not paths:
-        return value
-    result = copy.deepcopy(value)
-    for parts in paths:
-        node = result
-        for part in parts[:-1]:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict) and parts[-1] in node:
-            node[parts[-1]] = REDACTED
-    return result
 
 
 def secret_values(document: Any, root: str, secret_paths: Iterable[str]) -> frozenset[str]:
