@@ -78,14 +78,14 @@ def decode_event(type_name: str, at: datetime, data: dict[str, Any]) -> ev.Workf
     if cls is None:
         raise CodecError(f"unknown event type {type_name!r}")
     dt_fields = _DATETIME_FIELDS[type_name]
-    if dt_fields:
-        data = {
-            k: (datetime.fromisoformat(v) if k in dt_fields and v is not None else v)
-            for k, v in data.items()
-        }
     try:
+        if dt_fields:
+            data = {
+                k: (datetime.fromisoformat(v) if k in dt_fields and v is not None else v)
+                for k, v in data.items()
+            }
         event: ev.WorkflowEvent = cls(at=at, **data)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:  # a datetime field that is not an ISO string, too
         raise CodecError(f"{type_name}: {e}") from None
     return event
 

@@ -10,7 +10,7 @@ is what makes at-least-once delivery safe.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from wfdomain import commands as cmd
@@ -55,7 +55,9 @@ class DecisionContext:
 
 
 def iso(moment: datetime) -> str:
-    """Render a time as the contract does (``2026-01-02T03:04:05.000Z``)."""
+    """Render a time as the contract does (``2026-01-02T03:04:05.000Z``), in UTC."""
+    if moment.utcoffset() is not None:
+        moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -273,7 +275,7 @@ class _Decider:
                 self.schedule_action(key, step, action_input, attempt=1)
             case WaitEventStep():
                 correlation = self.eval_at(key, step.correlation, "correlation")
-                if correlation is None or isinstance(correlation, (dict, list)):
+                if correlation is None or isinstance(correlation, (bool, dict, list)):
                     raise ExpressionError(
                         f"correlation must be a string or number, got {correlation!r}",
                         code="EXPR_INVALID", path=f"{definition_path(key)}.correlation",

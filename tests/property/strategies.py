@@ -183,7 +183,6 @@ def drive(
     """
     driver = Driver.start(definition, run_input, tenant=tenant, run_id=run_id, start=start,
                           step=step)
-
     sent = 0
 
     def send(inp: cmd.Input, *, first: bool = False) -> None:
@@ -227,8 +226,9 @@ def shift_time(value: Any, delta: timedelta) -> Any:
 # --------------------------------------------------------------------------- definitions
 
 _CONDITIONS = ("input.amount > 10", "$count(input.items) > 1", "state.flag", "true", "false",
-               "item = 2")
-_ITEMS = ("input.items", "[1, 2]", "[]", "input.amount")
+               "item = 2", "item.qty > 1")
+_ITEMS = ("input.items", "[1, 2]", "[]", "input.amount",
+          "[{'sku': 'a', 'qty': 2}, {'sku': 'b', 'qty': 1}]")
 _ASSIGNS = (("total", "input.amount * 2"), ("flag", "input.amount > 5"), ("last", "item"),
             ("count", "$count(input.items)"), ("label", "'order-' & input.order"))
 _NOW = ("stamp", "$nowIso()")

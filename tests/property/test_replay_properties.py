@@ -56,6 +56,12 @@ def test_replay_of_a_prefix_then_the_rest_equals_replay_of_the_whole(
     assert whole == driver.state  # the incremental state is the replayed state
     for i in split_points(len(events)):
         assert replay(events[i:], replay(events[:i])) == whole, f"split at {i}"
+    # deciding on the replayed history decides what was decided on the live state
+    for fed in driver.fed:
+        replayed = replay(events[: fed.before.version])
+        assert list(replayed.blocks) == list(fed.before.blocks)  # order decides start order
+        assert decide(driver.definition, replayed, fed.inp,
+                      DecisionContext(now=fed.now)) == fed.decision
 
 
 # ---------------------------------------------------------------------- (b) snapshot + tail
@@ -66,7 +72,8 @@ def test_replay_of_a_prefix_then_the_rest_equals_replay_of_the_whole(
 def test_snapshot_at_any_version_plus_the_tail_equals_the_full_replay(
     scenario: Scenario,
 ) -> None:
-    events = scenario.run().history
+    driver = scenario.run()
+    events = driver.history
     whole = replay(events)
     for i in split_points(len(events)):
         at_i = replay(events[:i])
@@ -74,6 +81,12 @@ def test_snapshot_at_any_version_plus_the_tail_equals_the_full_replay(
         assert restored == at_i, f"snapshot at version {i}"
         assert restored.version == i
         assert replay(events[i:], restored) == whole, f"snapshot at {i} + tail"
+    # a worker that loaded a snapshot decides what one holding the live state decided
+    for fed in driver.fed:
+        restored = snapshot_round_trip(fed.before)
+        assert list(restored.blocks) == list(fed.before.blocks)
+        assert decide(driver.definition, restored, fed.inp,
+                      DecisionContext(now=fed.now)) == fed.decision
 
 
 # -------------------------------------------------------------------- (c) evolve = replay

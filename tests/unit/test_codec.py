@@ -103,7 +103,8 @@ def test_a_non_utc_offset_survives_the_round_trip() -> None:
                             fire_at=datetime(2026, 1, 1, 12, tzinfo=plus2), purpose="sleep")
     decoded = decode_event(*encode_event(event))
     assert isinstance(decoded, ev.TimerStarted)
-    assert decoded.fire_at == event.fire_at and decoded.fire_at.utcoffset() == timedelta(hours=2)
+    assert decoded.fire_at == event.fire_at
+    assert decoded.fire_at.utcoffset() == timedelta(hours=2)
 
 
 def test_envelopes_carry_tenant_run_and_version() -> None:
@@ -127,6 +128,15 @@ def test_a_record_that_does_not_fit_is_a_codec_error(
         decode_event(type_name, AT, data)
     assert caught.value.code == ErrorCode.EVENT_INVALID
     assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize("fire_at", [5, "next tuesday", ["2026-01-01"]])
+def test_a_datetime_field_that_is_not_an_iso_string_is_a_codec_error(fire_at: Any) -> None:
+    data = {"key": "k", "timer_id": "k#sleep", "fire_at": fire_at, "purpose": "sleep"}
+    with pytest.raises(CodecError) as caught:
+        decode_event("TimerStarted", AT, data)
+    assert caught.value.code == ErrorCode.EVENT_INVALID
+    assert "TimerStarted" in str(caught.value)
 
 
 # ------------------------------------------------------------------------------ snapshots
@@ -159,7 +169,10 @@ def busy_state() -> RunState:
 
 def test_a_snapshot_of_a_busy_state_round_trips_through_json() -> None:
     state = busy_state()
-    assert state.timers and state.tasks and state.children and state.received_events
+    assert state.timers
+    assert state.tasks
+    assert state.children
+    assert state.received_events
     assert any(s.items for s in state.steps.values())
     stored = json.loads(json.dumps(encode_state(state)))
     restored = decode_state(stored)

@@ -6,7 +6,7 @@ folds each decision, as the runtime does without any I/O.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -22,6 +22,8 @@ from wfdomain.errors import (
     InputValidationError,
     RunFinishedError,
 )
+from wfdomain.expressions import compile_expression
+from wfdomain.state import replay
 
 
 def start(steps: list[dict[str, Any]], run_input: Any = None, **document: Any) -> Driver:
@@ -76,6 +78,14 @@ def test_now_iso_is_the_logical_time_of_the_decision() -> None:
     assert run.state.vars == {"stamp": "2026-01-01T01:02:03.500Z"} == {"stamp": iso(at(3723.5))}
 
 
+@pytest.mark.parametrize("offset_h", [0, 2, -5])
+def test_iso_renders_any_timezone_as_the_contract_does_in_utc(offset_h: int) -> None:
+    moment = datetime(2026, 1, 1, 12, 30, 15, 123_456, tzinfo=timezone(timedelta(hours=offset_h)))
+    contract = compile_expression("$nowIso()").evaluate(None, now=moment)
+    assert iso(moment) == contract == (moment - timedelta(hours=offset_h)).strftime(
+        "%Y-%m-%dT%H:%M:%S.123Z")
+
+
 def test_an_expression_failing_at_run_time_fails_the_run_with_its_path() -> None:
     run = start([ASSIGN, {"type": "assign", "values": {"bad": "$error('boom')"}}], {"amount": 1})
     decision = run.feed(cmd.Advance())
@@ -122,9 +132,12 @@ def test_switch_runs_the_first_truthy_case_or_the_default(tier: str, branch: str
     assert the(ev.BranchSelected, run.feed(cmd.Advance())).branch == branch
 
 
-def test_truthy_follows_jsonata_boolean_casting() -> None:
-    assert [truthy(v) for v in (0, "", [], {}, None, [0, ""], False)] == [False] * 7
-    assert [truthy(v) for v in (1, "x", [0, 1], {"a": 1}, True)] == [True] * 5
+@pytest.mark.parametrize(("value", "expected"), [
+    (0, False), ("", False), ([], False), ({}, False), (None, False), ([0, ""], False),
+    (False, False), (1, True), ("x", True), ([0, 1], True), ({"a": 1}, True), (True, True),
+])
+def test_truthy_follows_jsonata_boolean_casting(value: Any, expected: bool) -> None:
+    assert truthy(value) is expected
 
 
 # ------------------------------------------------------------------------ for_each
@@ -389,7 +402,7 @@ def test_an_event_id_already_received_is_not_received_again() -> None:
     assert run.feed(again) == cmd.Decision()
 
 
-@pytest.mark.parametrize("order", [None, {"id": 1}, [1]])
+@pytest.mark.parametrize("order", [None, {"id": 1}, [1], True, False])
 def test_a_correlation_that_is_not_a_scalar_fails_the_run(order: Any) -> None:
     run = start([WAIT], {"order": order})
     run.feed(cmd.Advance())
@@ -402,10 +415,11 @@ def test_a_correlation_that_is_not_a_scalar_fails_the_run(order: Any) -> None:
 # ------------------------------------------------------------------------ human_task
 
 
+FORM: dict[str, Any] = {"type": "object", "required": ["note"],
+                        "properties": {"note": {"type": "string"}}}
 TASK = {"type": "human_task", "id": "approval", "task": "Approve refund",
         "assignee": "input.manager", "outcomes": ["approve", "reject"], "deadline_s": 3600,
-        "form": {"type": "object", "required": ["note"],
-                 "properties": {"note": {"type": "string"}}}}
+        "form": FORM}
 
 
 def test_a_human_task_opens_with_its_assignee_and_deadline_timer() -> None:
@@ -413,7 +427,7 @@ def test_a_human_task_opens_with_its_assignee_and_deadline_timer() -> None:
     decision = run.feed(cmd.Advance())
     assert the(ev.HumanTaskCreated, decision) == ev.HumanTaskCreated(
         at=at(), key="steps[0]", task_id="r1:steps[0]", title="Approve refund", assignee="alice",
-        outcomes=["approve", "reject"], form=TASK["form"], deadline=at(3600))
+        outcomes=["approve", "reject"], form=FORM, deadline=at(3600))
     assert the(cmd.StartTimer, decision) == cmd.StartTimer(timer_id="steps[0]#deadline",
                                                            fire_at=at(3600))
 
@@ -523,8 +537,6 @@ def test_a_child_run_notifies_its_parent_when_it_finishes() -> None:
                             definition_version=1, definition_hash=definition.content_hash,
                             input={"amount": 1}, engine="local", queue="default",
                             parent_run_id="p1", parent_step_key="steps[3]")
-    from wfdomain.state import replay
-
     decision = decide(definition, replay([started]), cmd.Advance(), DecisionContext(now=at()))
     assert decision.commands == (cmd.NotifyParent(parent_run_id="p1", child_run_id="c1",
                                                   status="completed", output={"total": 2}),)
@@ -546,7 +558,8 @@ def test_return_finishes_the_run_and_cancels_what_is_still_open() -> None:
         cmd.CancelTimer(timer_id="steps[0].branches[0].steps[0]#sleep"),
         cmd.CancelChildRun(child_run_id="r1:steps[0].branches[1].steps[0]"),
     )
-    assert run.state.timers == {} and run.state.children == {}
+    assert run.state.timers == {}
+    assert run.state.children == {}
 
 
 def test_return_without_output_returns_the_state() -> None:

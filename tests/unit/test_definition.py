@@ -201,7 +201,8 @@ def test_a_valid_document_parses_into_typed_steps_with_defaults() -> None:
     pay = definition.steps[1]
     assert isinstance(pay, ActionStep)
     assert pay.retry == RetryPolicy(max_attempts=3, initial_interval_s=1)
-    assert pay.retry.delay_s(1) == 1.0 and pay.retry.delay_s(3) == 4.0
+    assert pay.retry.delay_s(1) == 1.0
+    assert pay.retry.delay_s(3) == 4.0
     assert RetryPolicy(initial_interval_s=100, max_interval_s=150).delay_s(4) == 150.0
     assert definition.action_names() == frozenset({"charge"})
     assert definition.block("steps[3].do")[0].type == "switch"
@@ -226,7 +227,8 @@ def test_content_hash_is_a_stable_sha256_of_the_canonical_document() -> None:
     with_defaults["secret_fields"] = []
     hashes = {parse_definition(d).content_hash for d in (FULL, reordered, with_defaults)}
     assert hashes == {first.content_hash}
-    assert len(first.content_hash) == 64 and int(first.content_hash, 16) >= 0
+    assert len(first.content_hash) == 64
+    assert int(first.content_hash, 16) >= 0
     canonical = json.dumps(first.to_document(), sort_keys=True, separators=(",", ":"))
     assert first.content_hash == hashlib.sha256(canonical.encode()).hexdigest()
     # pinned: a change here strands every stored run, which records this hash

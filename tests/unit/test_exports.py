@@ -29,7 +29,7 @@ EXPECTED = {
 
 def test_wfdomain_exports_are_stable() -> None:
     exported = set(wfdomain.__all__)
-    assert EXPECTED <= exported, f"removed from wfdomain.__all__: {sorted(EXPECTED - exported)}"
+    assert exported >= EXPECTED, f"removed from wfdomain.__all__: {sorted(EXPECTED - exported)}"
     assert all(hasattr(wfdomain, name) for name in wfdomain.__all__)
 
 
@@ -40,7 +40,7 @@ def test_the_export_list_has_no_duplicates_or_private_names() -> None:
 
 def test_star_import_gives_exactly_the_exports() -> None:
     namespace: dict[str, object] = {}
-    exec("from wfdomain import *", namespace)  # noqa: S102 - the behaviour under test
+    exec("from wfdomain import *", namespace)
     assert set(namespace) - {"__builtins__"} == set(wfdomain.__all__)
 
 

@@ -99,4 +99,5 @@ def test_the_message_lists_at_most_ten_problems_but_details_keep_all() -> None:
         validate_against_schema({}, schema, what="run input")
     assert caught.value.message.count("is required") == 10
     problems = caught.value.details["problems"]
-    assert isinstance(problems, list) and len(problems) == 12
+    assert isinstance(problems, list)
+    assert len(problems) == 12

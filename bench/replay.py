@@ -1,0 +1,285 @@
+"""Replay cost of the pure domain on a 10,000-event history, beside a plain-Python baseline.
+
+Run from the repository root:
+
+    .venv/bin/python bench/replay.py            # 5 repetitions, gc on
+    .venv/bin/python bench/replay.py --repeat 9 --no-gc
+
+The history is real: a ``for_each`` over 1,500 order lines, each line an ``action`` (one
+line in five fails once and is retried after a durable timer), produced by driving
+``decide`` and folding its decisions; the first 10,000 events are kept, as a store would
+hold them for a long run still in flight. Each event is stored as one JSON document (an
+envelope: tenant, run_id, version, type, at, data) encoded to bytes, like a database row.
+
+Figures (each the median of ``--repeat`` timed repetitions after one warm-up):
+
+* ``baseline``: ``json.loads`` of every row and a dict-dispatch fold into a plain dict.
+* ``engine decode+fold``: ``json.loads``, ``EventEnvelope``, ``decode_envelope``, then
+  ``replay``: what loading a run without a snapshot costs.
+* ``engine decode``: the same without the fold.
+* ``engine fold``: ``replay`` of already decoded events.
+* ``snapshot load``: ``json.loads`` + ``decode_state`` of a snapshot at version 9,900, then
+  decode + fold of the 100-event tail; events/s is 10,000 divided by that time (the rate
+  at which the same state is reached).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from wfdomain import commands as cmd
+from wfdomain import events as ev
+from wfdomain.codec import decode_envelope, decode_state, encode_event, encode_state
+from wfdomain.decide import DecisionContext, decide
+from wfdomain.definition import parse_definition
+from wfdomain.records import EventEnvelope
+from wfdomain.state import RunState, replay
+
+EVENTS = 10_000
+ITEMS = 1_500
+TAIL = 100
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+DEFINITION = {
+    "id": "bulk_fulfilment", "version": 1,
+    "steps": [
+        {"type": "assign", "id": "init", "values": {"lines": "$count(input.items)"}},
+        {"type": "for_each", "id": "lines", "items": "input.items", "max_concurrency": 10,
+         "do": [{"type": "action", "id": "ship", "action": "ship",
+                 "input": "{'sku': item.sku, 'qty': item.qty, 'line': index}",
+                 "retry": {"max_attempts": 3, "initial_interval_s": 5},
+                 "save_as": "last_shipment"}]},
+        {"type": "return", "output": "{'shipped': $count(steps.lines)}"},
+    ],
+}
+
+
+# ------------------------------------------------------------------------------ history
+
+
+def make_history() -> list[ev.WorkflowEvent]:
+    """Drive ``decide`` over the definition; return the first ``EVENTS`` events."""
+    definition = parse_definition(DEFINITION)
+    items = [{"sku": f"SKU-{i:05d}", "qty": 1 + i % 4} for i in range(ITEMS)]
+    now = T0
+    started = ev.RunStarted(
+        at=now, run_id="run-bench", tenant="acme", definition_id=definition.id,
+        definition_version=definition.version, definition_hash=definition.content_hash,
+        input={"items": items}, engine="local", queue="default",
+    )
+    history: list[ev.WorkflowEvent] = [started]
+    state = replay(history)
+    pending: list[cmd.Input] = [cmd.Advance()]
+    while pending and len(history) < EVENTS:
+        inp = pending.pop(0)
+        now += timedelta(milliseconds=250)
+        decision = decide(definition, state, inp, DecisionContext(now=now))
+        state = replay(decision.events, state)
+        history.extend(decision.events)
+        for command in decision.commands:
+            if isinstance(command, cmd.ExecuteAction):
+                line = command.input["line"]
+                if command.attempt == 1 and line % 5 == 4:
+                    pending.append(cmd.ReportOutcome(
+                        key=command.key, attempt=1, ok=False,
+                        error={"code": "CARRIER_BUSY", "message": "try later",
+                               "retryable": True}))
+                else:
+                    pending.append(cmd.ReportOutcome(
+                        key=command.key, attempt=command.attempt, ok=True,
+                        output={"tracking": f"TRK-{line:05d}-{command.attempt}"}))
+            elif isinstance(command, cmd.StartTimer):
+                pending.append(cmd.FireTimer(timer_id=command.timer_id))
+    if len(history) < EVENTS:
+        raise SystemExit(f"the run ended after {len(history)} events; raise ITEMS")
+    return history[:EVENTS]
+
+
+def store(history: list[ev.WorkflowEvent]) -> list[bytes]:
+    """Encode every event as a JSON envelope row."""
+    rows = []
+    for version, event in enumerate(history, start=1):
+        name, at, data = encode_event(event)
+        rows.append(json.dumps({"tenant": "acme", "run_id": "run-bench", "version": version,
+                                "type": name, "at": at.isoformat(), "data": data}).encode())
+    return rows
+
+
+# ------------------------------------------------------------------------------- engine
+
+
+def decode_rows(rows: list[bytes]) -> list[ev.WorkflowEvent]:
+    events = []
+    for raw in rows:
+        row = json.loads(raw)
+        envelope = EventEnvelope(tenant=row["tenant"], run_id=row["run_id"],
+                                 version=row["version"], type=row["type"],
+                                 at=datetime.fromisoformat(row["at"]), data=row["data"])
+        events.append(decode_envelope(envelope))
+    return events
+
+
+def engine_load(rows: list[bytes]) -> RunState:
+    return replay(decode_rows(rows))
+
+
+def snapshot_load(snapshot: bytes, tail: list[bytes]) -> RunState:
+    return replay(decode_rows(tail), decode_state(json.loads(snapshot)))
+
+
+# ----------------------------------------------------------------------------- baseline
+
+
+def _step_started(s: dict[str, Any], d: dict[str, Any]) -> None:
+    s["steps"][d["key"]] = {"type": d["step_type"], "id": d["step_id"]}
+
+
+def _step_completed(s: dict[str, Any], d: dict[str, Any]) -> None:
+    s["steps"].pop(d["key"], None)
+    s["outputs"][d["key"]] = d["output"]
+
+
+def _block_completed(s: dict[str, Any], d: dict[str, Any]) -> None:
+    s["blocks"][d["block"]] = d["output"]
+
+
+def _state_set(s: dict[str, Any], d: dict[str, Any]) -> None:
+    s["vars"].update(d["values"])
+
+
+def _action_scheduled(s: dict[str, Any], d: dict[str, Any]) -> None:
+    s["actions"][d["key"]] = (d["attempt"], d["idempotency_key"], d["input"])
+
+
+def _action_finished(s: dict[str, Any], d: dict[str, Any]) -> None:
+    s["actions"].pop(d["key"], None)
+
+
+def _timer_started(s: dict[str, Any], d: dict[str, Any]) -> None:
+    s["timers"][d["timer_id"]] = (d["key"], d["fire_at"], d["purpose"])
+
+
+def _timer_fired(s: dict[str, Any], d: dict[str, Any]) -> None:
+    s["timers"].pop(d["timer_id"], None)
+
+
+def _run_started(s: dict[str, Any], d: dict[str, Any]) -> None:
+    s.update(status="running", run_id=d["run_id"], input=d["input"])
+
+
+def _for_each_started(s: dict[str, Any], d: dict[str, Any]) -> None:
+    s["loops"][d["key"]] = d["items"]
+
+
+def _run_completed(s: dict[str, Any], d: dict[str, Any]) -> None:
+    s.update(status="completed", output=d["output"])
+
+
+def _ignore(s: dict[str, Any], d: dict[str, Any]) -> None:
+    return None
+
+
+HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], None]] = {
+    "RunStarted": _run_started, "StepStarted": _step_started,
+    "StepCompleted": _step_completed, "BlockCompleted": _block_completed,
+    "StateSet": _state_set, "ForEachStarted": _for_each_started,
+    "ActionScheduled": _action_scheduled, "ActionCompleted": _action_finished,
+    "ActionFailed": _action_finished, "TimerStarted": _timer_started,
+    "TimerFired": _timer_fired, "RunCompleted": _run_completed,
+}
+
+
+def baseline_load(rows: list[bytes]) -> dict[str, Any]:
+    state: dict[str, Any] = {"steps": {}, "outputs": {}, "blocks": {}, "vars": {},
+                             "actions": {}, "timers": {}, "loops": {}, "version": 0}
+    handlers = HANDLERS
+    for raw in rows:
+        row = json.loads(raw)
+        handlers.get(row["type"], _ignore)(state, row["data"])
+        state["version"] = row["version"]
+    return state
+
+
+# -------------------------------------------------------------------------------- timing
+
+
+def measure(fn: Callable[[], object], repeat: int) -> tuple[float, float, float]:
+    """Return (median, min, max) seconds of ``repeat`` calls after one warm-up."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), min(times), max(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--repeat", type=int, default=5, help="timed repetitions (default 5)")
+    parser.add_argument("--no-gc", action="store_true", help="disable the cyclic GC")
+    args = parser.parse_args()
+
+    built = time.perf_counter()
+    history = make_history()
+    built = time.perf_counter() - built
+    rows = store(history)
+    decoded = decode_rows(rows)
+    snapshot = json.dumps(encode_state(replay(decoded[: EVENTS - TAIL]))).encode()
+    tail = rows[EVENTS - TAIL:]
+
+    full = replay(history)
+    assert decoded == history
+    assert engine_load(rows) == full
+    assert snapshot_load(snapshot, tail) == full
+    assert baseline_load(rows)["version"] == EVENTS
+
+    kinds: dict[str, int] = {}
+    for event in history:
+        kinds[type(event).__name__] = kinds.get(type(event).__name__, 0) + 1
+    print(f"history: {EVENTS:,} events ({sum(len(r) for r in rows) / EVENTS:.0f} B/row avg), "
+          f"{full.steps['steps[1]'].iterations_done:,} of {ITEMS:,} for_each lines done, "
+          f"built by decide in {built:.1f} s")
+    print("  " + ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])))
+    print(f"snapshot at v{EVENTS - TAIL:,}: {len(snapshot) / 1024:.0f} KiB JSON; "
+          f"gc {'off' if args.no_gc else 'on'}; median of {args.repeat} (min-max)\n")
+
+    if args.no_gc:
+        gc.disable()
+    cases: list[tuple[str, str, Callable[[], object]]] = [
+        ("baseline", "json.loads + dict-dispatch fold into a dict",
+         lambda: baseline_load(rows)),
+        ("engine decode+fold", "json.loads + decode_envelope + replay",
+         lambda: engine_load(rows)),
+        ("engine decode", "json.loads + EventEnvelope + decode_envelope",
+         lambda: decode_rows(rows)),
+        ("engine fold", "replay(decoded events)", lambda: replay(decoded)),
+        ("snapshot load", f"decode_state + {TAIL}-event tail decode+fold",
+         lambda: snapshot_load(snapshot, tail)),
+    ]
+    results = [(name, what, measure(fn, args.repeat)) for name, what, fn in cases]
+    gc.enable()
+
+    base = results[0][2][0]
+    header = (f"| {'figure':<19} | {'what':<45} | {'median ms':>9} | {'min-max ms':>13} "
+              f"| {'events/s':>10} | {'vs baseline':>11} |")
+    print(header)
+    print("|" + "|".join("-" * (len(c) + 0) for c in header.split("|")[1:-1]) + "|")
+    for name, what, (median, low, high) in results:
+        rate = EVENTS / median
+        print(f"| {name:<19} | {what:<45} | {median * 1e3:>9.1f} | "
+              f"{f'{low * 1e3:.1f}-{high * 1e3:.1f}':>13} | {rate:>10,.0f} | "
+              f"{median / base:>10.2f}x |")
+    print("\n'vs baseline' is time / baseline time (lower is faster); snapshot load events/s "
+          f"is {EVENTS:,} / its time.")
+
+
+if __name__ == "__main__":
+    main()
