@@ -66,7 +66,13 @@ class ActionRegistry:
             raise ValueError(f"action {name!r} is already registered")
         if not inspect.iscoroutinefunction(fn):
             raise ValueError(f"action {name!r} must be an async function")
-        hints = get_type_hints(fn)
+        try:
+            hints = get_type_hints(fn)
+        except NameError as e:
+            raise ValueError(
+                f"action {name!r}: cannot resolve its type hints ({e}); define its input and "
+                "output models at module level, not in a local scope"
+            ) from None
         params = list(inspect.signature(fn).parameters)
         spec = ActionSpec(
             name=name,

@@ -10,7 +10,7 @@ is what makes at-least-once delivery safe.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from wfdomain import commands as cmd
@@ -39,7 +39,7 @@ from wfdomain.errors import (
     InputValidationError,
     RunFinishedError,
 )
-from wfdomain.expressions import ExpressionLimits, compile_expression
+from wfdomain.expressions import ExpressionLimits, compile_expression, iso_millis
 from wfdomain.schema import validate_against_schema
 from wfdomain.state import RunState, apply_in_place, position_of
 
@@ -55,10 +55,8 @@ class DecisionContext:
 
 
 def iso(moment: datetime) -> str:
-    """Render a time as the contract does (``2026-01-02T03:04:05.000Z``), in UTC."""
-    if moment.utcoffset() is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """Render a time as ``$nowIso()`` does (``2026-01-02T03:04:05.000Z``, UTC)."""
+    return iso_millis(moment)
 
 
 def truthy(value: Any) -> bool:

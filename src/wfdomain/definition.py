@@ -81,7 +81,8 @@ class ActionStep(_StepBase):
 
     The output is available to later expressions as ``steps.<id>``; ``save_as`` also
     stores it in ``state.<save_as>``. When every attempt failed, ``on_error`` steps run
-    (with ``steps.<id>.error`` set) instead of failing the run.
+    instead of failing the run: they see the failure as ``error``, and the step's output
+    is then ``{"error": ...}``.
     """
 
     type: Literal["action"] = "action"
@@ -355,7 +356,7 @@ def parse_definition(document: Mapping[str, Any]) -> Definition:
         first = e.errors()[0]
         raise DefinitionError(
             first["msg"],
-            path=_loc_to_path(first["loc"]),
+            path=_loc_to_path(first["loc"]) or None,
             details={"errors": len(e.errors())},
         ) from None
     _check_unique_ids(definition)

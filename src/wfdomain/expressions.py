@@ -41,6 +41,7 @@ __all__ = [
     "ExpressionLimits",
     "check_expression",
     "compile_expression",
+    "iso_millis",
     "normalize",
 ]
 
@@ -417,7 +418,8 @@ def _to_millis_without_picture(timestamp: Any = None, picture: Any = None) -> An
 _TO_MILLIS: Final = Jsonata.JFunction(Jsonata.JLambda(_to_millis_without_picture), "<s-s?:n>")
 
 
-def _iso_millis(now: datetime) -> str:
+def iso_millis(now: datetime) -> str:
+    """Render an aware time as ``$nowIso()`` returns it: UTC, milliseconds, ``Z``."""
     if not isinstance(now, datetime) or now.utcoffset() is None:
         raise ExpressionError(
             f"now must be a timezone-aware datetime, got {now!r}", code=ExpressionCode.INVALID
@@ -553,7 +555,7 @@ class CompiledExpression:
             ) from None
 
     def _evaluate(self, data: Any, now: datetime, limits: ExpressionLimits) -> Any:
-        stamp = _iso_millis(now)
+        stamp = iso_millis(now)
         document = _plain(data, "data")
         frame = Jsonata.Frame(None)
         # Bounds per evaluation, never on the constructor: the constructor's clock starts at

@@ -170,10 +170,6 @@ def test_merge_adds_every_action_and_refuses_clashes() -> None:
         target.merge([first])
 
 
-@pytest.mark.xfail(strict=True, raises=NameError, reason=(
-    "ActionRegistry.register calls typing.get_type_hints, which raises a raw NameError for "
-    "models defined in a local scope under `from __future__ import annotations`; the "
-    "documented error is ValueError (reported, not fixed: the remedy is a design choice)"))
 def test_a_model_defined_in_a_local_scope_is_refused_with_a_value_error() -> None:
     class LocalIn(BaseModel):
         n: int
