@@ -1,0 +1,1 @@
+"""SQL backends (SQLite and Postgres) through SQLAlchemy Core async."""

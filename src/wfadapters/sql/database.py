@@ -1,0 +1,112 @@
+"""Opening a SQL database for the adapters: URLs, SQLite pragmas, transactions.
+
+SQLite and Postgres share every adapter module; what differs is decided here, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from wfadapters.sql._errors import translated
+from wfadapters.sql.metadata import metadata
+
+__all__ = ["Database", "sqlalchemy_url"]
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Map an engine URL (``sqlite:///wf.db``, ``postgres://u@h:5432/db?...``) to SQLAlchemy's.
+
+    Query parameters that are the engine's own (``queue``, ``redis``...) are dropped.
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        return f"sqlite+aiosqlite://{parts.path}" if parts.path else "sqlite+aiosqlite://"
+    if parts.scheme in ("postgres", "postgresql"):
+        return f"postgresql+asyncpg://{parts.netloc}{parts.path}"
+    raise ValueError(f"not a SQL engine URL: {url!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """An async engine plus what the adapters need to know about its dialect.
+
+    Attributes:
+        engine: The SQLAlchemy async engine.
+        is_sqlite: SQLite (one writer at a time, ``BEGIN IMMEDIATE``) or Postgres.
+        address: Where the database is, for error messages (no credentials).
+    """
+
+    engine: AsyncEngine
+    is_sqlite: bool
+    address: str
+
+    @classmethod
+    def open(cls, url: str, *, pool_size: int = 5, schema: str | None = None) -> Database:
+        """Create the engine (no I/O yet: connections open on first use).
+
+        Args:
+            url: Engine URL (``sqlite:///path`` or ``postgres://...``).
+            pool_size: Postgres connection pool size.
+            schema: Postgres schema to use (its ``search_path``); tests isolate with it.
+        """
+        sa_url = sqlalchemy_url(url)
+        if sa_url.startswith("sqlite"):
+            path = sa_url.split("://", 1)[1]
+            engine = create_async_engine(sa_url)
+            _sqlite_pragmas(engine)
+            return cls(engine, True, f"sqlite file {Path(path).resolve() if path else ':memory:'}")
+        parts = urlsplit(sa_url)
+        connect_args = {"server_settings": {"search_path": schema}} if schema else {}
+        engine = create_async_engine(sa_url, pool_size=pool_size, pool_pre_ping=True,
+                                     connect_args=connect_args)
+        host = parts.hostname or "localhost"
+        return cls(engine, False, f"postgres at {host}:{parts.port or 5432}{parts.path}")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction; driver errors leave it as the domain's errors."""
+        with translated(self.address):
+            async with self.engine.begin() as conn:
+                yield conn
+
+    async def create_tables(self) -> None:
+        """Create every table that is missing (tests; production uses the migrations)."""
+        import wfadapters.sql.queue_schema
+        import wfadapters.sql.schema  # noqa: F401 - registers the tables on the metadata
+
+        async with self.transaction() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" hook below issue BEGIN itself (pysqlite would defer it).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL: readers never block the writer. synchronous=FULL: a commit survives power
+        # loss (NORMAL may lose the last commits). busy_timeout: wait for the write lock
+        # instead of failing at once when another process holds it.
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=10000",
+                       "foreign_keys=ON"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        # BEGIN IMMEDIATE takes the write lock up front. With a deferred BEGIN two writers
+        # can both read version N and the loser fails with SQLITE_BUSY on upgrade instead
+        # of a clean version conflict. This serialises writers; WAL readers are unaffected.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,1 @@
+"""Tables of the SQL stream, lock and scheduler."""

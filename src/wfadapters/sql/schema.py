@@ -1,0 +1,1 @@
+"""Tables of the SQL event store (events, runs, snapshots, definitions, ledger, audit)."""
