@@ -12,14 +12,20 @@ from dataclasses import replace
 from datetime import timedelta
 
 from wfadapters.memory import InMemoryEventStore, InMemoryLock, InMemoryScheduler, InMemoryStream
+from wfadapters.sql.database import Database
+from wfadapters.sql.event_store import SqlEventStore
+from wfadapters.sql.lock import SqlLock
+from wfadapters.sql.migrate import check_schema, upgrade
+from wfadapters.sql.scheduler import SqlScheduler
+from wfadapters.sql.stream import SqlStream
 from wfadapters.system import SystemClock, UuidIds
 from wfapps.settings import Settings
 from wfdomain.actions import ActionRegistry
-from wfdomain.errors import UnsupportedOperationError
+from wfdomain.errors import ErrorCode, UnsupportedOperationError, WorkflowEngineError
 from wfdomain.ports import Clock
 from wfdomain.runtime import Ports, Runtime, RuntimeSettings
 
-__all__ = ["memory_ports", "open_engine"]
+__all__ = ["memory_ports", "open_engine", "sql_ports"]
 
 
 @asynccontextmanager
@@ -31,8 +37,36 @@ async def memory_ports(settings: Settings, clock: Clock) -> AsyncIterator[Ports]
                 scheduler=InMemoryScheduler(), clock=clock, ids=UuidIds())
 
 
+async def _ready_schema(db: Database) -> None:
+    try:
+        await check_schema(db)
+    except WorkflowEngineError as e:
+        # The embedded default needs zero setup: a new, empty SQLite file gets the schema.
+        # Anything else (Postgres, an older schema) is migrated only on request.
+        empty = e.code == ErrorCode.SCHEMA_OUTDATED and e.details.get("revision") is None
+        if not (db.is_sqlite and empty):
+            raise
+        await upgrade(db)
+
+
+@asynccontextmanager
+async def sql_ports(settings: Settings, clock: Clock) -> AsyncIterator[Ports]:
+    """Ports of a SQL backend: every port in one SQLite file or one Postgres database."""
+    db = Database.open(settings.engine_url)
+    try:
+        await _ready_schema(db)
+        store = SqlEventStore(db)
+        yield Ports(events=store, definitions=store, ledger=store, audit=store,
+                    stream=SqlStream(db, clock), lock=SqlLock(db, clock),
+                    scheduler=SqlScheduler(db), clock=clock, ids=UuidIds())
+    finally:
+        await db.dispose()
+
+
 _BACKENDS: Mapping[str, Callable[[Settings, Clock], AbstractAsyncContextManager[Ports]]] = {
     "memory": memory_ports,
+    "sqlite": sql_ports,
+    "postgres": sql_ports,
 }
 
 

@@ -17,12 +17,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from wfadapters.sql.database import Database
+from wfadapters.sql.migrate import check_schema, head_revision, upgrade
 from wfapps.bootstrap import open_engine
 from wfapps.loading import load_package
 from wfapps.settings import Settings
 from wfapps.timeline import event_rows, step_rows
-from wfdomain.errors import WorkflowEngineError
+from wfdomain.errors import UnsupportedOperationError, WorkflowEngineError
 from wfdomain.redaction import mask, secret_values
+from wfdomain.runtime import Runtime
 
 __all__ = ["app", "main"]
 
@@ -63,10 +66,16 @@ async def _run(path: Path, run_input: str | None, settings: Settings, wait_s: fl
     async with open_engine(settings, package.actions) as runtime:
         for definition in package.definitions:
             await runtime.register_definition(settings.tenant, definition)
-        started = await runtime.start_run(settings.tenant, package.main.id,
-                                          _parse_input(run_input, package.sample_input))
-        run = await runtime.run_until_finished(settings.tenant, started.run_id,
-                                               timeout_s=wait_s)
+        document = _parse_input(run_input, package.sample_input)
+        run_id = await _unfinished_run(runtime, settings, package.main.id, document)
+        if run_id is not None:
+            # A durable engine still holds this run, cut off mid-way (a crash, kill -9):
+            # finish it. Finished actions are in the ledger and are not executed again.
+            err.print(f"resuming unfinished run {run_id} of {package.main.id}")
+            await runtime.resume_run(settings.tenant, run_id)
+        else:
+            run_id = (await runtime.start_run(settings.tenant, package.main.id, document)).run_id
+        run = await runtime.run_until_finished(settings.tenant, run_id, timeout_s=wait_s)
         history = await runtime.history(settings.tenant, run.run_id)
         state = await runtime.get_state(settings.tenant, run.run_id)
     secrets = (secret_values(history[0].data["input"], "input", package.main.secret_fields)
@@ -110,13 +119,28 @@ async def _run(path: Path, run_input: str | None, settings: Settings, wait_s: fl
     return 4 if run.status in ("waiting", "running") else 1
 
 
+async def _unfinished_run(runtime: Runtime, settings: Settings, definition_id: str,
+                          document: Any) -> str | None:
+    """The newest unfinished run of this definition with this very input, if any."""
+    if settings.backend == "memory":
+        return None  # nothing survives the process
+    for candidate in await runtime.list_runs(settings.tenant, statuses=["running", "waiting"],
+                                             limit=50):
+        if candidate.definition_id != definition_id or candidate.parent_run_id is not None:
+            continue
+        first = (await runtime.ports.events.read(settings.tenant, candidate.run_id, upto=1))
+        if first and first[0].data.get("input") == document:
+            return candidate.run_id
+    return None
+
+
 @app.command()
 def run(
     path: Annotated[Path, typer.Argument(help="Workflow folder (definition.yaml, actions.py, "
                                                "input.json) or a definition file.")],
     run_input: Annotated[str | None, typer.Option("--input", help="JSON input, or @file.")] = None,
     engine: Annotated[str | None, typer.Option(help="Engine URL (default: WF_ENGINE_URL or "
-                                                     "memory://).")] = None,
+                                                     "sqlite:///wf.db).")] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant (default: WF_TENANT).")] = None,
     timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds.")] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
@@ -152,6 +176,51 @@ def validate(
         for d in package.definitions:
             out.print(f"{path}: [green]ok[/] {d.id} v{d.version} sha256:{d.content_hash[:12]}")
     raise typer.Exit(1 if failed else 0)
+
+
+db_app = typer.Typer(no_args_is_help=True, help="Create and migrate a SQL engine's schema.")
+app.add_typer(db_app, name="db")
+
+
+async def _db(engine_url: str, apply: bool) -> str:
+    settings = Settings.from_url(engine_url, source="--engine/WF_ENGINE_URL")
+    if settings.backend not in ("sqlite", "postgres"):
+        raise UnsupportedOperationError(
+            f"{settings.backend!r} has no schema to migrate (only sqlite:// and postgres://)")
+    db = Database.open(settings.engine_url)
+    try:
+        if apply:
+            return await upgrade(db)
+        await check_schema(db)
+        return head_revision()
+    finally:
+        await db.dispose()
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    engine: Annotated[str | None, typer.Option(help="Engine URL (default: WF_ENGINE_URL).")] = None,
+) -> None:
+    """Apply every missing migration (safe to repeat); print the schema revision."""
+    url = engine or _settings(None, None).engine_url
+    try:
+        revision = asyncio.run(_db(url, apply=True))
+    except WorkflowEngineError as e:
+        raise _fail(e) from None
+    out.print(f"{url}: schema at revision {revision}")
+
+
+@db_app.command("status")
+def db_status(
+    engine: Annotated[str | None, typer.Option(help="Engine URL (default: WF_ENGINE_URL).")] = None,
+) -> None:
+    """Check that the schema is current; exit 3 with the reason when it is not."""
+    url = engine or _settings(None, None).engine_url
+    try:
+        revision = asyncio.run(_db(url, apply=False))
+    except WorkflowEngineError as e:
+        raise _fail(e) from None
+    out.print(f"{url}: schema is current (revision {revision})")
 
 
 def main() -> None:

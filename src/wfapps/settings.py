@@ -3,9 +3,11 @@
 The engine is chosen by one URL-like value (``WF_ENGINE_URL``), so the API, the worker and
 the CLI given the same value can never disagree about where a run executes:
 
+- ``sqlite:///wf.db`` (the default) - one durable file, no server: the embedded engine;
+- ``postgres://user@host:5432/db?queue=q`` - Postgres alone, many worker processes;
 - ``memory://?queue=default`` - in-process, nothing persisted (tests, embedding);
-- ``sqlite:///wf.db``, ``postgres://...?redis=redis://...``, ``temporal://host:7233/ns?task_queue=q``
-  - recognised, and refused with ``UNSUPPORTED`` until their backends land.
+- ``postgres://...?redis=redis://...`` and ``temporal://host:7233/ns?task_queue=q`` -
+  recognised, and refused with ``UNSUPPORTED`` until their backends land.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from wfdomain.errors import ErrorCode, WorkflowEngineError
 
-__all__ = ["KNOWN_SCHEMES", "Settings", "SettingsError"]
+__all__ = ["DEFAULT_ENGINE_URL", "KNOWN_SCHEMES", "Settings", "SettingsError"]
+
+DEFAULT_ENGINE_URL = "sqlite:///wf.db"
+"""The embedded default: a SQLite file in the working directory."""
 
 KNOWN_SCHEMES = ("memory", "sqlite", "postgres", "postgresql", "temporal")
 
@@ -45,8 +50,8 @@ class Settings:
             (``WF_STUCK_AFTER_S``).
     """
 
-    engine_url: str = "memory://"
-    backend: str = "memory"
+    engine_url: str = DEFAULT_ENGINE_URL
+    backend: str = "sqlite"
     queue: str = "default"
     tenant: str = "default"
     snapshot_every: int = 100
@@ -89,7 +94,7 @@ class Settings:
             raise SettingsError(f"WF_STUCK_AFTER_S: {raw_stuck!r} is not a number") from None
         if stuck_after <= 0:
             raise SettingsError(f"WF_STUCK_AFTER_S: {stuck_after} must be > 0")
-        settings = cls.from_url(env.get("WF_ENGINE_URL", "memory://"),
+        settings = cls.from_url(env.get("WF_ENGINE_URL", DEFAULT_ENGINE_URL),
                                 tenant=env.get("WF_TENANT", "default"), snapshot_every=every,
                                 source="WF_ENGINE_URL")
         paths = _correlation_paths(env.get("WF_CORRELATION_PATHS", "{}"))

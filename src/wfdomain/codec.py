@@ -36,6 +36,7 @@ EVENT_TYPES: dict[str, type[Any]] = {
         ev.EventReceived, ev.WaitTimedOut, ev.HumanTaskCreated, ev.HumanTaskDecided,
         ev.HumanTaskExpired, ev.ChildRunRequested, ev.ChildRunFinished, ev.CancelRequested,
         ev.RunCompleted, ev.RunFailed, ev.RunCancelled,
+        ev.RunMoved,
     )
 }
 

@@ -323,7 +323,9 @@ class _Decider:
         self, key: str, step: ActionStep, action_input: Any, *, attempt: int
     ) -> None:
         s = self.state
-        idem = keys.idempotency_key(s.tenant, s.run_id, key)
+        # Every attempt keeps the first attempt's key, even after the run moved to another
+        # tenant: the systems the action calls de-duplicate on it.
+        idem = s.steps[key].idempotency_key or keys.idempotency_key(s.tenant, s.run_id, key)
         self.emit(ev.ActionScheduled(
             at=self.ctx.now, key=key, action=step.action, input=action_input,
             idempotency_key=idem, attempt=attempt, timeout_s=step.timeout_s,

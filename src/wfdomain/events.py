@@ -33,6 +33,7 @@ __all__ = [
     "RunCancelled",
     "RunCompleted",
     "RunFailed",
+    "RunMoved",
     "RunStarted",
     "StateSet",
     "StepCompleted",
@@ -310,6 +311,21 @@ class RunCancelled:
     reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunMoved:
+    """The run was imported from a run archive and now lives in ``tenant`` on ``engine``.
+
+    It executes on ``queue`` from here on. Neither an input nor a decision: a placement
+    fact the importing runtime records after the archived history, which it keeps
+    unchanged. Action attempts already scheduled keep their idempotency keys.
+    """
+
+    at: datetime
+    tenant: str
+    engine: str
+    queue: str
+
+
 WorkflowEvent = (
     RunStarted
     | StepStarted
@@ -336,6 +352,7 @@ WorkflowEvent = (
     | RunCompleted
     | RunFailed
     | RunCancelled
+    | RunMoved
 )
 
 INPUT_EVENTS: tuple[type, ...] = (

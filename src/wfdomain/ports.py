@@ -56,6 +56,13 @@ class EventStore(Protocol):
 
         An empty ``events`` only updates the projection and still checks the version.
 
+        Retrying a batch is idempotent: when events identical (same version, type, ``at``
+        and ``data``) to ``events`` are already stored at their versions, the append,
+        made with the same ``expected_version``, returns the same new version and
+        changes nothing (no new positions; the projection is left as it is), even when
+        the run has moved on since. Any other batch at a taken version conflicts. The
+        fencing check comes first, so a fenced-out writer's retry conflicts too.
+
         Raises:
             ConcurrencyConflictError: the run is not at ``expected_version`` (for a new run
                 ``expected_version`` is 0), or ``fencing_token`` is older than the newest

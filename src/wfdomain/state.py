@@ -357,3 +357,5 @@ def apply_in_place(state: RunState, event: ev.WorkflowEvent) -> None:
             _finish(state, "failed")
         case ev.RunCancelled():
             _finish(state, "cancelled")
+        case ev.RunMoved():
+            state.tenant, state.engine, state.queue = event.tenant, event.engine, event.queue

@@ -8,6 +8,7 @@ through ``runtime.tick()`` (called by ``run_until_idle``) afterwards.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.contract.archive_helpers import run_without_reporting
 from tests.contract.engine_helpers import (
     CHILD_ECHO,
     CHILD_FAILS,
@@ -745,3 +747,141 @@ class EngineContract:
         assert [s.run.run_id for s in await rt.stuck_runs(TENANT, older_than=timedelta(0))] == [
             run.run_id]
         assert await rt.stuck_runs(TENANT) == []
+
+    # -- moving runs: the run archive -----------------------------------------------------
+
+    async def _move(
+        self, rt: Runtime, runtime_factory: RuntimeFactory, actions: RecordingActions,
+        run_id: str, **import_options: Any,
+    ) -> Runtime:
+        """Export ``run_id`` of TENANT through JSON; import it as OTHER_TENANT's elsewhere."""
+        archive = json.loads(json.dumps(await rt.export_run(TENANT, run_id)))
+        there = runtime_factory(actions.registry, RuntimeSettings(queue="moved"))
+        await there.import_run(archive, tenant=OTHER_TENANT, **import_options)
+        return there
+
+    async def test_imported_finished_run_has_the_same_state_at_every_version(
+        self, runtime_factory: RuntimeFactory, actions: RecordingActions
+    ) -> None:
+        rt = runtime_factory(actions.registry, RuntimeSettings(snapshot_every=3))
+        run = await run_doc(rt, doc("travel", [
+            assign(a="1"),
+            {"type": "for_each", "items": "[1, 2, 3]", "max_concurrency": 2,
+             "do": [action("double", {"n": "item"})]},
+            action("flaky", {"succeed_on": 2}, retry={"max_attempts": 2, "initial_interval_s": 0}),
+        ]))
+        assert run.status == "completed"
+        archive = await rt.export_run(TENANT, run.run_id)
+        assert archive["snapshots"]
+        assert len(archive["action_results"]) == 5  # 3 doubles, 2 flaky attempts
+        calls = actions.count()
+        there = await self._move(rt, runtime_factory, actions, run.run_id)
+        history = await rt.history(TENANT, run.run_id)
+        moved = await there.history(OTHER_TENANT, run.run_id)
+        assert [(e.type, e.at, e.data) for e in moved[:-1]] == [
+            (e.type, e.at, e.data) for e in history]
+        assert moved[-1].type == "RunMoved"
+        for version in range(1, len(history) + 1):
+            assert await there.state_at(OTHER_TENANT, run.run_id, version) == await rt.state_at(
+                TENANT, run.run_id, version), version
+        imported = await there.get_run(OTHER_TENANT, run.run_id)
+        assert (imported.status, imported.tenant, imported.queue) == (
+            "completed", OTHER_TENANT, "moved")
+        assert await output_of(there, run.run_id, tenant=OTHER_TENANT) == await output_of(
+            rt, run.run_id)
+        assert actions.count() == calls
+        assert "run.imported" in await audit_kinds(there, tenant=OTHER_TENANT)
+
+    async def test_run_waiting_on_a_retry_continues_after_import(
+        self, rt: Runtime, runtime_factory: RuntimeFactory, actions: RecordingActions,
+        clock: ManualClock,
+    ) -> None:
+        run = await run_doc(rt, doc("flaky", [
+            action("flaky", {"succeed_on": 2}, id="f",
+                   retry={"max_attempts": 2, "initial_interval_s": 10}),
+            ret("steps.f"),
+        ]))
+        assert (run.status, actions.count()) == ("waiting", 1)
+        there = await self._move(rt, runtime_factory, actions, run.run_id)
+        await advance(there, clock, 10)
+        assert (await there.get_run(OTHER_TENANT, run.run_id)).status == "completed"
+        assert [c.ctx.attempt for c in actions.calls] == [1, 2]
+        assert await output_of(there, run.run_id, tenant=OTHER_TENANT) == {"attempt": 2}
+
+    async def test_action_that_ran_before_export_is_not_executed_again(
+        self, rt: Runtime, runtime_factory: RuntimeFactory, actions: RecordingActions,
+    ) -> None:
+        await register(rt, doc("pay", [action("double", {"n": 21}, id="d"), ret("steps.d.n")]))
+        run = await rt.start_run(TENANT, "pay")
+        stream, group = rt.ports.stream, rt.settings.group
+        for delivery in await stream.consume(group, "doomed"):
+            await rt.process(delivery)  # appends ActionScheduled, publishes execute_action
+        [execute] = await stream.consume(group, "doomed")
+        await run_without_reporting(rt, execute.message)  # ran, recorded, then the worker died
+        assert actions.count() == 1
+        there = await self._move(rt, runtime_factory, actions, run.run_id)
+        await there.run_until_idle()
+        assert (await there.get_run(OTHER_TENANT, run.run_id)).status == "completed"
+        assert await output_of(there, run.run_id, tenant=OTHER_TENANT) == 42
+        assert actions.count() == 1
+
+    async def test_run_waiting_on_an_event_continues_after_import(
+        self, rt: Runtime, runtime_factory: RuntimeFactory, actions: RecordingActions,
+    ) -> None:
+        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
+        there = await self._move(rt, runtime_factory, actions, run.run_id)
+        await there.submit_event(OTHER_TENANT, "paid", {"amount": 5}, correlation_key="o-1")
+        await there.run_until_idle()
+        imported = await there.get_run(OTHER_TENANT, run.run_id)
+        assert imported.status == "completed"
+        assert await output_of(there, run.run_id, tenant=OTHER_TENANT) == {"amount": 5}
+        assert (await rt.get_run(TENANT, run.run_id)).status == "waiting"
+
+    async def test_import_without_resume_waits_for_resume_run(
+        self, rt: Runtime, runtime_factory: RuntimeFactory, actions: RecordingActions,
+        clock: ManualClock,
+    ) -> None:
+        run = await run_doc(rt, SLEEPER)
+        there = await self._move(rt, runtime_factory, actions, run.run_id, resume=False)
+        await advance(there, clock, 61)
+        assert (await there.get_run(OTHER_TENANT, run.run_id)).status == "waiting"
+        assert await there.resume_run(OTHER_TENANT, run.run_id) == 1
+        await there.run_until_idle()
+        assert (await there.get_run(OTHER_TENANT, run.run_id)).status == "completed"
+
+    async def test_archive_is_json_and_round_trips(self, rt: Runtime) -> None:
+        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
+        archive = await rt.export_run(TENANT, run.run_id)
+        assert json.loads(json.dumps(archive)) == archive
+        assert (archive["format"], archive["version"]) == ("wfengine.run-archive", 1)
+        assert archive["run"]["status"] == "waiting"
+        assert [e["type"] for e in archive["history"]] == await event_types(rt, run.run_id)
+
+    async def test_corrupt_archive_is_archive_invalid_and_stores_nothing(
+        self, rt: Runtime
+    ) -> None:
+        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
+        archive = await rt.export_run(TENANT, run.run_id)
+        del archive["history"][1]
+        error = await engine_error(rt.import_run(archive, tenant=OTHER_TENANT))
+        assert (error.code, error.path) == (ErrorCode.ARCHIVE_INVALID, "history[1].version")
+        error = await engine_error(rt.get_run(OTHER_TENANT, run.run_id))
+        assert error.code == ErrorCode.RUN_NOT_FOUND
+
+    async def test_import_of_an_existing_run_id_is_run_already_exists(
+        self, rt: Runtime
+    ) -> None:
+        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
+        archive = await rt.export_run(TENANT, run.run_id)
+        error = await engine_error(rt.import_run(archive))
+        assert error.code == ErrorCode.RUN_ALREADY_EXISTS
+        assert len(await rt.history(TENANT, run.run_id)) == len(archive["history"])
+
+    async def test_unfinished_run_tree_cannot_be_moved(self, rt: Runtime) -> None:
+        await register(rt, SLEEPER)
+        parent = await run_doc(rt, child_parent("sleeper"), {"x": 1})
+        [child] = [r for r in await rt.list_runs(TENANT) if r.parent_run_id == parent.run_id]
+        for run_id in (parent.run_id, child.run_id):
+            archive = await rt.export_run(TENANT, run_id)
+            error = await engine_error(rt.import_run(archive, tenant=OTHER_TENANT))
+            assert error.code == ErrorCode.UNSUPPORTED

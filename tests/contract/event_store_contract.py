@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -108,14 +109,20 @@ class EventStoreContract:
         await create(store, summary("run-1", 2))
         with pytest.raises(ConcurrencyConflictError) as raised:
             await store.append(
-                [envelope("run-1", 2)], expected_version=1, summary=summary("run-1", 2)
+                [envelope("run-1", 2, data={"other": True})],
+                expected_version=1,
+                summary=summary("run-1", 2),
             )
         assert (raised.value.expected_version, raised.value.actual_version) == (1, 2)
 
     async def test_append_to_existing_run_as_new_conflicts(self, store: EventStore) -> None:
         await create(store, summary("run-1", 1))
         with pytest.raises(ConcurrencyConflictError):
-            await create(store, summary("run-1", 1))
+            await store.append(
+                [envelope("run-1", 1, data={"other": True})],
+                expected_version=0,
+                summary=summary("run-1", 1),
+            )
 
     async def test_append_to_unknown_run_after_version_conflicts(self, store: EventStore) -> None:
         with pytest.raises(ConcurrencyConflictError) as raised:
@@ -165,6 +172,126 @@ class EventStoreContract:
         gate.set()
         assert sorted(await asyncio.gather(*tasks)) == [False, True]
         assert [e.version for e in await store.read(TENANT, "run-1")] == [1, 2]
+
+    async def test_twenty_concurrent_appends_exactly_one_wins(self, store: EventStore) -> None:
+        await create(store, summary("run-1", 1))
+        gate = asyncio.Event()
+
+        async def writer(n: int) -> bool:
+            await gate.wait()
+            try:
+                await store.append(
+                    [envelope("run-1", 2, data={"writer": n})],
+                    expected_version=1,
+                    summary=summary("run-1", 2),
+                )
+            except ConcurrencyConflictError:
+                return False
+            return True
+
+        tasks = [asyncio.create_task(writer(n)) for n in range(20)]
+        gate.set()
+        assert sorted(await asyncio.gather(*tasks)) == [False] * 19 + [True]
+        assert [e.version for e in await store.read(TENANT, "run-1")] == [1, 2]
+
+    # -- idempotent retry of the same batch -------------------------------------------
+
+    async def test_retried_batch_returns_same_version(self, store: EventStore) -> None:
+        await create(store, summary("run-1", 1))
+        await store.append(
+            envelopes("run-1", 2, 3), expected_version=1, summary=summary("run-1", 3)
+        )
+        version = await store.append(
+            envelopes("run-1", 2, 3), expected_version=1, summary=summary("run-1", 3)
+        )
+        assert version == 3
+
+    async def test_retried_batch_stores_nothing_twice(self, store: EventStore) -> None:
+        await create(store, summary("run-1", 1))
+        await store.append(
+            envelopes("run-1", 2, 3), expected_version=1, summary=summary("run-1", 3)
+        )
+        before = await store.read(TENANT, "run-1")
+        await store.append(
+            envelopes("run-1", 2, 3), expected_version=1, summary=summary("run-1", 3)
+        )
+        assert await store.read(TENANT, "run-1") == before
+
+    async def test_retried_batch_leaves_projection(self, store: EventStore) -> None:
+        await create(store, summary("run-1", 2, waits=[wait("paid", "o-1")]))
+        await store.append(
+            [envelope("run-1", 2)],
+            expected_version=1,
+            summary=summary("run-1", 2, status="completed"),
+        )
+        assert await store.get_run(TENANT, "run-1") == summary(
+            "run-1", 2, waits=[wait("paid", "o-1")]
+        )
+        assert await store.find_waits(TENANT, "paid", "o-1") == [("run-1", "wait-1")]
+
+    async def test_retried_batch_succeeds_after_run_moved_on(self, store: EventStore) -> None:
+        await create(store, summary("run-1", 2))
+        await store.append(
+            [envelope("run-1", 3)], expected_version=2, summary=summary("run-1", 3)
+        )
+        version = await store.append(
+            [envelope("run-1", 2)], expected_version=1, summary=summary("run-1", 2)
+        )
+        assert version == 2
+        assert [e.version for e in await store.read(TENANT, "run-1")] == [1, 2, 3]
+
+    async def test_retried_first_batch_of_run_returns_version(self, store: EventStore) -> None:
+        await create(store, summary("run-1", 2))
+        version = await store.append(
+            envelopes("run-1", 1, 2), expected_version=0, summary=summary("run-1", 2)
+        )
+        assert version == 2
+
+    async def test_batch_with_other_data_at_taken_version_conflicts(
+        self, store: EventStore
+    ) -> None:
+        await create(store, summary("run-1", 2))
+        with pytest.raises(ConcurrencyConflictError):
+            await store.append(
+                [envelope("run-1", 2, data={"n": "other"})],
+                expected_version=1,
+                summary=summary("run-1", 2),
+            )
+
+    async def test_batch_with_other_type_at_taken_version_conflicts(
+        self, store: EventStore
+    ) -> None:
+        await create(store, summary("run-1", 2))
+        event = replace(envelope("run-1", 2), type="RunCompleted")
+        with pytest.raises(ConcurrencyConflictError):
+            await store.append([event], expected_version=1, summary=summary("run-1", 2))
+
+    async def test_batch_with_other_time_at_taken_version_conflicts(
+        self, store: EventStore
+    ) -> None:
+        await create(store, summary("run-1", 2))
+        event = replace(envelope("run-1", 2), at=at(99))
+        with pytest.raises(ConcurrencyConflictError):
+            await store.append([event], expected_version=1, summary=summary("run-1", 2))
+
+    async def test_batch_partly_stored_conflicts(self, store: EventStore) -> None:
+        await create(store, summary("run-1", 2))
+        with pytest.raises(ConcurrencyConflictError):
+            await store.append(
+                envelopes("run-1", 2, 3), expected_version=1, summary=summary("run-1", 3)
+            )
+        assert [e.version for e in await store.read(TENANT, "run-1")] == [1, 2]
+
+    async def test_fenced_out_retry_conflicts(self, store: EventStore) -> None:
+        await store.append(
+            [envelope("run-1", 1)], expected_version=0, summary=summary("run-1", 1),
+            fencing_token=5,
+        )
+        with pytest.raises(ConcurrencyConflictError):
+            await store.append(
+                [envelope("run-1", 1)], expected_version=0, summary=summary("run-1", 1),
+                fencing_token=4,
+            )
 
     # -- shape validation --------------------------------------------------------------
 

@@ -19,9 +19,10 @@ from wfdomain.schema import validate_against_schema
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def test_settings_default_to_the_in_memory_engine() -> None:
+def test_settings_default_to_the_embedded_sqlite_engine() -> None:
     settings = Settings.from_env({})
-    assert (settings.backend, settings.queue, settings.tenant) == ("memory", "default", "default")
+    assert settings.engine_url == "sqlite:///wf.db"
+    assert (settings.backend, settings.queue, settings.tenant) == ("sqlite", "default", "default")
 
 
 def test_settings_read_queue_and_correlation_paths() -> None:
@@ -52,7 +53,8 @@ def test_bad_settings_name_their_variable(env: dict[str, str], variable: str) ->
 
 async def test_open_engine_refuses_backends_not_built_yet() -> None:
     with pytest.raises(UnsupportedOperationError) as info:
-        async with open_engine(Settings.from_url("sqlite:///wf.db"), ActionRegistry()):
+        async with open_engine(Settings.from_url("temporal://127.0.0.1:7233/default"),
+                               ActionRegistry()):
             pass
     assert info.value.code == "UNSUPPORTED"
 
@@ -95,6 +97,6 @@ def test_cli_usage_error_is_2_and_engine_error_is_3() -> None:
                                         "--input", "{not json"])
     assert bad_json.exit_code == 2
     unsupported = CliRunner().invoke(app, ["run", str(EXAMPLES / "order_fulfilment"),
-                                           "--engine", "sqlite:///x.db"])
+                                           "--engine", "temporal://127.0.0.1:7233/x"])
     assert unsupported.exit_code == 3
     assert "UNSUPPORTED" in unsupported.output

@@ -68,6 +68,7 @@ SAMPLES: list[ev.WorkflowEvent] = [
     ev.RunCompleted(at=AT, output=[1, 2]),
     ev.RunFailed(at=AT, error={"code": "X", "message": "m", "path": "steps[0]"}),
     ev.RunCancelled(at=AT, reason=None),
+    ev.RunMoved(at=AT, tenant="globex", engine="sqlite", queue="moved"),
 ]
 
 

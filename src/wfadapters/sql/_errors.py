@@ -9,13 +9,19 @@ from sqlalchemy import exc as sa_exc
 
 from wfdomain.errors import ErrorCode, StorageUnavailableError, WorkflowEngineError
 
-__all__ = ["StorageCorruptError", "is_unique_violation", "translated"]
+__all__ = ["SchemaOutdatedError", "StorageCorruptError", "is_unique_violation", "translated"]
 
 
 class StorageCorruptError(WorkflowEngineError):
     """The database file is not a database, or not this engine's (not retryable)."""
 
     default_code = ErrorCode.STORAGE_CORRUPT
+
+
+class SchemaOutdatedError(WorkflowEngineError):
+    """The database schema is not the one this engine version needs (run the migrations)."""
+
+    default_code = ErrorCode.SCHEMA_OUTDATED
 
 
 _CORRUPT = ("file is not a database", "database disk image is malformed")
@@ -35,6 +41,10 @@ def translated(address: str) -> Iterator[None]:
     try:
         yield
     except WorkflowEngineError:
+        raise
+    except sa_exc.IntegrityError:
+        # A constraint violation is the adapters' to interpret (a lost race, a taken id);
+        # its message quotes stored values, which must not be mistaken for the markers.
         raise
     except sa_exc.DBAPIError as e:
         text = str(e.orig).lower() if e.orig is not None else str(e).lower()

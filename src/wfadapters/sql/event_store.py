@@ -1,0 +1,410 @@
+"""The SQL event store: histories, projections, definitions, action ledger and audit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wfadapters.sql import _rows
+from wfadapters.sql._errors import is_unique_violation
+from wfadapters.sql.database import Database
+from wfadapters.sql.schema import (
+    wf_action_results,
+    wf_audit,
+    wf_definitions,
+    wf_events,
+    wf_human_tasks,
+    wf_runs,
+    wf_snapshots,
+    wf_waits,
+)
+from wfdomain.errors import (
+    ConcurrencyConflictError,
+    DefinitionError,
+    ErrorCode,
+    NondeterminismError,
+)
+from wfdomain.records import (
+    ActionResult,
+    AuditRecord,
+    EventEnvelope,
+    HumanTaskRecord,
+    RunSummary,
+    Snapshot,
+    StoredDefinition,
+)
+
+__all__ = ["SqlEventStore"]
+
+
+def _positive(name: str, value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+class SqlEventStore:
+    """``EventStore``, ``DefinitionStore``, ``ActionLedger`` and ``AuditLog`` on SQL.
+
+    SQLite and Postgres run the same statements; the differences (row locking, upsert
+    syntax) are decided from ``db.is_sqlite``. Every write is one transaction, so an
+    append, its projection, waits and human tasks commit together or not at all.
+    Driver failures leave as domain errors (``Database.transaction`` translates them).
+    The tables must exist: see ``wfadapters.sql.migrate.upgrade``.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._insert: Callable[..., Any] = sqlite_insert if db.is_sqlite else postgres_insert
+
+    # -- EventStore -------------------------------------------------------------------
+
+    async def append(
+        self,
+        events: Sequence[EventEnvelope],
+        *,
+        expected_version: int,
+        summary: RunSummary,
+        fencing_token: int | None = None,
+    ) -> int:
+        batch = _rows.validated_batch(events, expected_version, summary)
+        rows = [_rows.event_row(e) for e in batch]
+        run_row = _rows.run_row(summary, fencing_token)
+        try:
+            async with self._db.transaction() as conn:
+                return await self._append(conn, rows, expected_version, summary, run_row)
+        except sa_exc.IntegrityError as e:
+            if not is_unique_violation(e):
+                raise
+            if "wf_human_tasks" in str(e.orig):
+                raise ValueError(
+                    f"a human task id of run {summary.run_id} is open on another run"
+                ) from e
+            # Two writers created the same run at once: neither saw a runs row to lock,
+            # and the unique (tenant, run_id, version) index let only one of them in.
+            raise ConcurrencyConflictError(summary.run_id, expected_version, None) from e
+
+    async def _append(
+        self,
+        conn: AsyncConnection,
+        rows: list[dict[str, Any]],
+        expected_version: int,
+        summary: RunSummary,
+        run_row: dict[str, Any],
+    ) -> int:
+        where = (wf_runs.c.tenant == summary.tenant) & (wf_runs.c.run_id == summary.run_id)
+        query = select(wf_runs.c.version, wf_runs.c.fencing_token).where(where)
+        if not self._db.is_sqlite:
+            # Postgres: FOR UPDATE makes concurrent appenders to one run queue on its row;
+            # under READ COMMITTED the waiter then reads the winner's committed version and
+            # fails the version check cleanly. SQLite needs no row lock: the transaction
+            # began with BEGIN IMMEDIATE, which already serialises every writer.
+            query = query.with_for_update()
+        row = (await conn.execute(query)).one_or_none()
+        current = row.version if row is not None else 0
+        stored_token = row.fencing_token if row is not None else None
+        token = run_row["fencing_token"]
+        # Fencing first: a writer whose lease was taken over may not even retry.
+        if token is not None and stored_token is not None and token < stored_token:
+            raise ConcurrencyConflictError(summary.run_id, expected_version, current)
+        if current != expected_version:
+            if rows and current >= summary.version and await _stored(conn, rows):
+                return summary.version  # a retry of a batch that did commit
+            raise ConcurrencyConflictError(summary.run_id, expected_version, current)
+        if row is None and not rows:
+            raise ValueError(f"run {summary.run_id} must start with at least one event")
+        await _check_task_ids_free(conn, summary)
+        if rows:
+            await conn.execute(wf_events.insert(), rows)
+        if stored_token is not None and (token is None or token < stored_token):
+            run_row["fencing_token"] = stored_token
+        if row is None:
+            await conn.execute(wf_runs.insert().values(run_row))
+        else:
+            await conn.execute(update(wf_runs).where(where).values(run_row))
+        await _replace_index(conn, summary)
+        return summary.version
+
+    async def read(
+        self, tenant: str, run_id: str, *, after: int = 0, upto: int | None = None
+    ) -> list[EventEnvelope]:
+        query = select(wf_events).where(
+            wf_events.c.tenant == tenant,
+            wf_events.c.run_id == run_id,
+            wf_events.c.version > after,
+        )
+        if upto is not None:
+            query = query.where(wf_events.c.version <= upto)
+        async with self._db.transaction() as conn:
+            result = await conn.execute(query.order_by(wf_events.c.version))
+            return [_rows.envelope(r) for r in result]
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        async with self._db.transaction() as conn:
+            version = await _run_version(conn, snapshot.tenant, snapshot.run_id)
+            if version is None:
+                raise ValueError(f"snapshot of unknown run {snapshot.run_id}")
+            if not 1 <= snapshot.version <= version:
+                raise ValueError(
+                    f"snapshot of run {snapshot.run_id} at version {snapshot.version}, "
+                    f"outside its history 1..{version}"
+                )
+            stmt = self._insert(wf_snapshots).values(
+                tenant=snapshot.tenant,
+                run_id=snapshot.run_id,
+                version=snapshot.version,
+                state=snapshot.state,
+            )
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["tenant", "run_id", "version"],
+                    set_={"state": stmt.excluded.state},
+                )
+            )
+
+    async def load_snapshot(
+        self, tenant: str, run_id: str, *, at_or_before: int | None = None
+    ) -> Snapshot | None:
+        query = select(wf_snapshots).where(
+            wf_snapshots.c.tenant == tenant, wf_snapshots.c.run_id == run_id
+        )
+        if at_or_before is not None:
+            query = query.where(wf_snapshots.c.version <= at_or_before)
+        query = query.order_by(wf_snapshots.c.version.desc()).limit(1)
+        async with self._db.transaction() as conn:
+            row = (await conn.execute(query)).one_or_none()
+        if row is None:
+            return None
+        return Snapshot(tenant=row.tenant, run_id=row.run_id, version=row.version,
+                        state=row.state)
+
+    async def get_run(self, tenant: str, run_id: str) -> RunSummary | None:
+        query = select(wf_runs).where(wf_runs.c.tenant == tenant, wf_runs.c.run_id == run_id)
+        async with self._db.transaction() as conn:
+            row = (await conn.execute(query)).one_or_none()
+        return _rows.summary(row) if row is not None else None
+
+    async def list_runs(
+        self,
+        tenant: str,
+        *,
+        statuses: Sequence[str] | None = None,
+        definition_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[RunSummary]:
+        _positive("limit", limit)
+        if offset < 0:
+            raise ValueError(f"offset must not be negative, got {offset}")
+        query = select(wf_runs).where(wf_runs.c.tenant == tenant)
+        if statuses is not None:
+            query = query.where(wf_runs.c.status.in_(list(statuses)))
+        if definition_id is not None:
+            query = query.where(wf_runs.c.definition_id == definition_id)
+        query = query.order_by(wf_runs.c.created_at.desc(), wf_runs.c.run_id.desc())
+        async with self._db.transaction() as conn:
+            result = await conn.execute(query.limit(limit).offset(offset))
+            return [_rows.summary(r) for r in result]
+
+    async def find_waits(
+        self, tenant: str, event_name: str, correlation_key: str
+    ) -> list[tuple[str, str]]:
+        query = (
+            select(wf_waits.c.run_id, wf_waits.c.step_key)
+            .where(
+                wf_waits.c.tenant == tenant,
+                wf_waits.c.event_name == event_name,
+                wf_waits.c.correlation_key == correlation_key,
+            )
+            .order_by(wf_waits.c.run_id, wf_waits.c.step_key)
+        )
+        async with self._db.transaction() as conn:
+            return [(r.run_id, r.step_key) for r in await conn.execute(query)]
+
+    async def list_human_tasks(
+        self, tenant: str, *, assignee: str | None = None
+    ) -> list[HumanTaskRecord]:
+        query = select(wf_human_tasks).where(wf_human_tasks.c.tenant == tenant)
+        if assignee is not None:
+            query = query.where(wf_human_tasks.c.assignee == assignee)
+        query = query.order_by(wf_human_tasks.c.created_at, wf_human_tasks.c.task_id)
+        async with self._db.transaction() as conn:
+            return [_rows.task_from_json(r._mapping) for r in await conn.execute(query)]
+
+    async def get_human_task(self, tenant: str, task_id: str) -> HumanTaskRecord | None:
+        query = select(wf_human_tasks).where(
+            wf_human_tasks.c.tenant == tenant, wf_human_tasks.c.task_id == task_id
+        )
+        async with self._db.transaction() as conn:
+            row = (await conn.execute(query)).one_or_none()
+        return _rows.task_from_json(row._mapping) if row is not None else None
+
+    # -- DefinitionStore --------------------------------------------------------------
+
+    async def put_definition(self, definition: StoredDefinition) -> None:
+        key = {
+            "tenant": definition.tenant,
+            "definition_id": definition.definition_id,
+            "version": definition.version,
+        }
+        # Insert-or-ignore, then compare: a racing writer of the same version blocks on
+        # the primary key until the first commits, then reads what was stored.
+        stmt = self._insert(wf_definitions).values(
+            **key, content_hash=definition.content_hash, document=definition.document
+        )
+        async with self._db.transaction() as conn:
+            await conn.execute(stmt.on_conflict_do_nothing(index_elements=list(key)))
+            stored = await conn.scalar(
+                select(wf_definitions.c.content_hash).where(
+                    *(wf_definitions.c[name] == value for name, value in key.items())
+                )
+            )
+        if stored != definition.content_hash:
+            raise DefinitionError(
+                f"definition {definition.definition_id} version {definition.version} "
+                "is already registered with different content",
+                code=ErrorCode.DEFINITION_CONFLICT,
+                details={
+                    "definition_id": definition.definition_id,
+                    "version": definition.version,
+                    "stored_hash": stored,
+                    "new_hash": definition.content_hash,
+                },
+            )
+
+    async def get_definition(
+        self, tenant: str, definition_id: str, version: int | None = None
+    ) -> StoredDefinition | None:
+        query = select(wf_definitions).where(
+            wf_definitions.c.tenant == tenant, wf_definitions.c.definition_id == definition_id
+        )
+        if version is not None:
+            query = query.where(wf_definitions.c.version == version)
+        query = query.order_by(wf_definitions.c.version.desc()).limit(1)
+        async with self._db.transaction() as conn:
+            row = (await conn.execute(query)).one_or_none()
+        return _rows.stored_definition(row) if row is not None else None
+
+    # -- ActionLedger -----------------------------------------------------------------
+
+    async def get_result(self, result_key: str) -> ActionResult | None:
+        query = select(wf_action_results).where(wf_action_results.c.result_key == result_key)
+        async with self._db.transaction() as conn:
+            row = (await conn.execute(query)).one_or_none()
+        return _rows.action_result(row) if row is not None else None
+
+    async def record_result(self, result: ActionResult) -> ActionResult:
+        outcome = {"output": result.output, "error": result.error}
+        wanted = ActionResult(
+            result_key=result.result_key,
+            idempotency_key=result.idempotency_key,
+            ok=result.ok,
+            output=_rows.json_normal(result.output),
+            error=_rows.json_normal(result.error),
+        )
+        # Insert-or-ignore, then read: of two racing recorders the second waits on the
+        # primary key, inserts nothing, and compares against the first one's outcome.
+        stmt = self._insert(wf_action_results).values(
+            result_key=result.result_key,
+            idempotency_key=result.idempotency_key,
+            ok=result.ok,
+            outcome=outcome,
+        )
+        query = select(wf_action_results).where(
+            wf_action_results.c.result_key == result.result_key
+        )
+        async with self._db.transaction() as conn:
+            await conn.execute(stmt.on_conflict_do_nothing(index_elements=["result_key"]))
+            stored = _rows.action_result((await conn.execute(query)).one())
+        if stored != wanted:
+            raise NondeterminismError(
+                f"action result {result.result_key} is already stored with another outcome",
+                details={
+                    "result_key": result.result_key,
+                    "idempotency_key": result.idempotency_key,
+                },
+            )
+        return stored
+
+    # -- AuditLog ---------------------------------------------------------------------
+
+    async def append_audit(self, record: AuditRecord) -> None:
+        row = _rows.audit_row(record)
+        async with self._db.transaction() as conn:
+            await conn.execute(wf_audit.insert().values(row))
+
+    async def list_audit(
+        self, tenant: str, *, kind: str | None = None, limit: int = 100
+    ) -> list[AuditRecord]:
+        _positive("limit", limit)
+        query = select(wf_audit).where(wf_audit.c.tenant == tenant)
+        if kind is not None:
+            query = query.where(wf_audit.c.kind == kind)
+        query = query.order_by(wf_audit.c.position).limit(limit)
+        async with self._db.transaction() as conn:
+            return [_rows.audit_record(r) for r in await conn.execute(query)]
+
+
+async def _run_version(conn: AsyncConnection, tenant: str, run_id: str) -> int | None:
+    query = select(wf_runs.c.version).where(wf_runs.c.tenant == tenant,
+                                             wf_runs.c.run_id == run_id)
+    version: int | None = await conn.scalar(query)
+    return version
+
+
+async def _stored(conn: AsyncConnection, rows: list[dict[str, Any]]) -> bool:
+    """Whether exactly these events are already stored at their versions."""
+    first = rows[0]
+    query = (
+        select(wf_events.c.version, wf_events.c.type, wf_events.c.at, wf_events.c.data)
+        .where(
+            wf_events.c.tenant == first["tenant"],
+            wf_events.c.run_id == first["run_id"],
+            wf_events.c.version >= first["version"],
+            wf_events.c.version <= rows[-1]["version"],
+        )
+        .order_by(wf_events.c.version)
+    )
+    stored = [(r.version, r.type, r.at, r.data) for r in await conn.execute(query)]
+    wanted = [(r["version"], r["type"], r["at"], _rows.json_normal(r["data"])) for r in rows]
+    return stored == wanted
+
+
+async def _check_task_ids_free(conn: AsyncConnection, summary: RunSummary) -> None:
+    if not summary.human_tasks:
+        return
+    query = select(wf_human_tasks.c.task_id, wf_human_tasks.c.run_id).where(
+        wf_human_tasks.c.tenant == summary.tenant,
+        wf_human_tasks.c.task_id.in_([t.task_id for t in summary.human_tasks]),
+        wf_human_tasks.c.run_id != summary.run_id,
+    )
+    holder = (await conn.execute(query.limit(1))).one_or_none()
+    if holder is not None:
+        raise ValueError(f"human task id {holder.task_id} is open on run {holder.run_id}")
+
+
+async def _replace_index(conn: AsyncConnection, summary: RunSummary) -> None:
+    """Replace the run's rows in the wait and human task lookups by the summary's."""
+    for table in (wf_waits, wf_human_tasks):
+        await conn.execute(
+            delete(table).where(table.c.tenant == summary.tenant,
+                                table.c.run_id == summary.run_id)
+        )
+    waits = {
+        (w.event_name, w.correlation_key, w.step_key): None for w in summary.waits
+    }
+    if waits:
+        await conn.execute(wf_waits.insert(), [
+            {"tenant": summary.tenant, "run_id": summary.run_id, "event_name": name,
+             "correlation_key": key, "step_key": step}
+            for name, key, step in waits
+        ])
+    if summary.human_tasks:
+        await conn.execute(wf_human_tasks.insert(),
+                           [_rows.task_to_json(t) for t in summary.human_tasks])
+

@@ -1,0 +1,1 @@
+"""Alembic migrations of the SQL schema, applied by ``wfadapters.sql.migrate.upgrade``."""
