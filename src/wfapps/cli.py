@@ -23,6 +23,7 @@ from wfapps.bootstrap import open_engine
 from wfapps.loading import load_package
 from wfapps.settings import Settings
 from wfapps.timeline import event_rows, step_rows
+from wfdomain.actions import ActionRegistry
 from wfdomain.errors import UnsupportedOperationError, WorkflowEngineError
 from wfdomain.redaction import mask, secret_values
 from wfdomain.runtime import Runtime
@@ -176,6 +177,71 @@ def validate(
         for d in package.definitions:
             out.print(f"{path}: [green]ok[/] {d.id} v{d.version} sha256:{d.content_hash[:12]}")
     raise typer.Exit(1 if failed else 0)
+
+
+async def _export(settings: Settings, run_id: str) -> dict[str, Any]:
+    async with open_engine(settings, ActionRegistry()) as runtime:
+        return await runtime.export_run(settings.tenant, run_id)
+
+
+@app.command("export")
+def export_run(
+    run_id: Annotated[str, typer.Argument(help="The run to export.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="Write here (default: stdout).")] = None,
+    engine: Annotated[str | None, typer.Option(help="Engine URL (default: WF_ENGINE_URL).")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: WF_TENANT).")] = None,
+) -> None:
+    """Write a run's portable archive (definition, history, snapshots, action results)."""
+    try:
+        archive = asyncio.run(_export(_settings(engine, tenant), run_id))
+    except WorkflowEngineError as e:
+        raise _fail(e) from None
+    text = json.dumps(archive, indent=2)
+    if output is None:
+        print(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        err.print(f"wrote {output} ({len(archive['history'])} events)")
+
+
+async def _import(settings: Settings, archive: dict[str, Any], actions: ActionRegistry | None,
+                  resume: bool, wait_s: float) -> int:
+    async with open_engine(settings, actions or ActionRegistry()) as runtime:
+        run = await runtime.import_run(archive, tenant=settings.tenant, resume=resume)
+        out.print(f"imported run {run.run_id} ({run.status}) into {settings.engine_url}")
+        if resume and not run.finished and actions is not None:
+            run = await runtime.run_until_finished(settings.tenant, run.run_id, timeout_s=wait_s)
+            out.print(f"run {run.run_id} is {run.status}")
+    if run.finished:
+        return 0 if run.status == "completed" else 1
+    return 4
+
+
+@app.command("import")
+def import_run(
+    path: Annotated[Path, typer.Argument(help="An archive written by `wf export`.")],
+    actions: Annotated[Path | None, typer.Option(
+        help="Workflow folder whose actions.py can execute the run: then the run is "
+             "driven here until it finishes or waits.")] = None,
+    resume: Annotated[bool, typer.Option(help="Re-issue the work an unfinished run is "
+                                              "owed (default).")] = True,
+    engine: Annotated[str | None, typer.Option(help="Engine URL (default: WF_ENGINE_URL).")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: WF_TENANT).")] = None,
+    timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds.")] = 60.0,
+) -> None:
+    """Store an archived run on this engine; an unfinished run continues here."""
+    try:
+        archive = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        err.print(f"[bold red]error[/] cannot read {path}: {e}", markup=True)
+        raise typer.Exit(3) from None
+    try:
+        registry = load_package(actions).actions if actions else None
+        code = asyncio.run(_import(_settings(engine, tenant), archive, registry, resume, timeout))
+    except WorkflowEngineError as e:
+        raise _fail(e) from None
+    raise typer.Exit(code)
 
 
 db_app = typer.Typer(no_args_is_help=True, help="Create and migrate a SQL engine's schema.")

@@ -100,3 +100,23 @@ def test_cli_usage_error_is_2_and_engine_error_is_3() -> None:
                                            "--engine", "temporal://127.0.0.1:7233/x"])
     assert unsupported.exit_code == 3
     assert "UNSUPPORTED" in unsupported.output
+
+
+def test_cli_exports_a_waiting_run_and_imports_it_into_another_database(tmp_path: Path) -> None:
+    source, target = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    runner = CliRunner()
+    started = runner.invoke(app, ["run", str(EXAMPLES / "ticket_approval"), "--engine", source,
+                                  "--json"])
+    assert started.exit_code == 4, started.output
+    run_id = json.loads(started.output)["run_id"]
+    archive = tmp_path / "run.json"
+    exported = runner.invoke(app, ["export", run_id, "--engine", source, "-o", str(archive)])
+    assert exported.exit_code == 0, exported.output
+    assert json.loads(archive.read_text())["run"]["run_id"] == run_id
+    imported = runner.invoke(app, ["import", str(archive), "--engine", target,
+                                   "--actions", str(EXAMPLES / "ticket_approval")])
+    assert imported.exit_code == 4, imported.output
+    assert f"run {run_id} is waiting" in imported.output
+    again = runner.invoke(app, ["import", str(archive), "--engine", target])
+    assert again.exit_code == 3
+    assert "RUN_ALREADY_EXISTS" in again.output

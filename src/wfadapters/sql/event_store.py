@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, update
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfadapters.sql import _rows
+from wfadapters.sql._append import already_stored, check_task_ids_free, replace_index
 from wfadapters.sql._errors import is_unique_violation
 from wfadapters.sql.database import Database
 from wfadapters.sql.schema import (
@@ -113,13 +114,16 @@ class SqlEventStore:
         if token is not None and stored_token is not None and token < stored_token:
             raise ConcurrencyConflictError(summary.run_id, expected_version, current)
         if current != expected_version:
-            if rows and current >= summary.version and await _stored(conn, rows):
+            if rows and current >= summary.version and await already_stored(conn, rows):
                 return summary.version  # a retry of a batch that did commit
             raise ConcurrencyConflictError(summary.run_id, expected_version, current)
         if row is None and not rows:
             raise ValueError(f"run {summary.run_id} must start with at least one event")
-        await _check_task_ids_free(conn, summary)
+        await check_task_ids_free(conn, summary)
         if rows:
+            # Positions come from the sequence at insert time: unique, and increasing within
+            # a run, but appends to two runs may commit out of position order. Nothing reads
+            # across runs by position, so no table lock is taken to order commits.
             await conn.execute(wf_events.insert(), rows)
         if stored_token is not None and (token is None or token < stored_token):
             run_row["fencing_token"] = stored_token
@@ -127,7 +131,7 @@ class SqlEventStore:
             await conn.execute(wf_runs.insert().values(run_row))
         else:
             await conn.execute(update(wf_runs).where(where).values(run_row))
-        await _replace_index(conn, summary)
+        await replace_index(conn, summary)
         return summary.version
 
     async def read(
@@ -355,56 +359,3 @@ async def _run_version(conn: AsyncConnection, tenant: str, run_id: str) -> int |
                                              wf_runs.c.run_id == run_id)
     version: int | None = await conn.scalar(query)
     return version
-
-
-async def _stored(conn: AsyncConnection, rows: list[dict[str, Any]]) -> bool:
-    """Whether exactly these events are already stored at their versions."""
-    first = rows[0]
-    query = (
-        select(wf_events.c.version, wf_events.c.type, wf_events.c.at, wf_events.c.data)
-        .where(
-            wf_events.c.tenant == first["tenant"],
-            wf_events.c.run_id == first["run_id"],
-            wf_events.c.version >= first["version"],
-            wf_events.c.version <= rows[-1]["version"],
-        )
-        .order_by(wf_events.c.version)
-    )
-    stored = [(r.version, r.type, r.at, r.data) for r in await conn.execute(query)]
-    wanted = [(r["version"], r["type"], r["at"], _rows.json_normal(r["data"])) for r in rows]
-    return stored == wanted
-
-
-async def _check_task_ids_free(conn: AsyncConnection, summary: RunSummary) -> None:
-    if not summary.human_tasks:
-        return
-    query = select(wf_human_tasks.c.task_id, wf_human_tasks.c.run_id).where(
-        wf_human_tasks.c.tenant == summary.tenant,
-        wf_human_tasks.c.task_id.in_([t.task_id for t in summary.human_tasks]),
-        wf_human_tasks.c.run_id != summary.run_id,
-    )
-    holder = (await conn.execute(query.limit(1))).one_or_none()
-    if holder is not None:
-        raise ValueError(f"human task id {holder.task_id} is open on run {holder.run_id}")
-
-
-async def _replace_index(conn: AsyncConnection, summary: RunSummary) -> None:
-    """Replace the run's rows in the wait and human task lookups by the summary's."""
-    for table in (wf_waits, wf_human_tasks):
-        await conn.execute(
-            delete(table).where(table.c.tenant == summary.tenant,
-                                table.c.run_id == summary.run_id)
-        )
-    waits = {
-        (w.event_name, w.correlation_key, w.step_key): None for w in summary.waits
-    }
-    if waits:
-        await conn.execute(wf_waits.insert(), [
-            {"tenant": summary.tenant, "run_id": summary.run_id, "event_name": name,
-             "correlation_key": key, "step_key": step}
-            for name, key, step in waits
-        ])
-    if summary.human_tasks:
-        await conn.execute(wf_human_tasks.insert(),
-                           [_rows.task_to_json(t) for t in summary.human_tasks])
-
