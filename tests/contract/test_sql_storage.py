@@ -86,6 +86,11 @@ async def test_upgrade_twice_is_a_noop(migrated: Database) -> None:
     assert await upgrade(migrated) == head_revision()
 
 
+async def test_concurrent_upgrades_all_succeed(opener: Opener) -> None:
+    revisions = await asyncio.gather(*(upgrade(opener()) for _ in range(4)))
+    assert revisions == [head_revision()] * 4
+
+
 async def test_migrations_build_exactly_the_metadata(migrated: Database) -> None:
     def differences(connection: Connection) -> list[Any]:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})

@@ -15,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
 
 from wfadapters.sql._errors import SchemaOutdatedError, StorageCorruptError
 from wfadapters.sql.database import Database
@@ -25,6 +25,7 @@ __all__ = ["UPGRADE_COMMAND", "VERSION_TABLE", "check_schema", "head_revision", 
 VERSION_TABLE = "wf_schema_version"
 UPGRADE_COMMAND = "wf db upgrade"
 _SCRIPTS = Path(__file__).resolve().parent / "migrations"
+_LOCK_KEY = 0x77665F6D69677261  # "wf_migra": the advisory lock id of schema upgrades
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -73,8 +74,7 @@ async def upgrade(db: Database) -> str:
     """Apply every missing migration in one transaction; return the resulting revision.
 
     Safe to run again (a database at the newest revision is left as it is) and from
-    several processes at once (SQLite: ``BEGIN IMMEDIATE``; Postgres: the DDL's locks and
-    the version table's primary key let one of them win, the others fail and can retry).
+    several processes at once: they take turns, and the later ones find nothing to do.
 
     Raises:
         StorageCorruptError: the file is not a database, or the database holds other
@@ -88,6 +88,11 @@ async def upgrade(db: Database) -> str:
         return _state(connection).revision
 
     async with db.transaction() as conn:
+        if not db.is_sqlite:
+            # Postgres: a transaction-scoped advisory lock makes concurrent upgraders take
+            # turns (else both would CREATE the same tables and one would fail midway).
+            # SQLite needs none: the transaction began with BEGIN IMMEDIATE.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         revision = await conn.run_sync(run)
     return revision or head_revision()
 
