@@ -45,9 +45,13 @@ async def check_task_ids_free(conn: AsyncConnection, summary: RunSummary) -> Non
         raise ValueError(f"human task id {holder.task_id} is open on run {holder.run_id}")
 
 
-async def replace_index(conn: AsyncConnection, summary: RunSummary) -> None:
-    """Replace the run's rows in the wait and human task lookups by the summary's."""
-    for table in (wf_waits, wf_human_tasks):
+async def replace_index(conn: AsyncConnection, summary: RunSummary, *,
+                        had_index: bool = True) -> None:
+    """Replace the run's rows in the wait and human task lookups by the summary's.
+
+    ``had_index=False`` says the run had no rows there before, so nothing is deleted.
+    """
+    for table in (wf_waits, wf_human_tasks) if had_index else ():
         await conn.execute(
             delete(table).where(table.c.tenant == summary.tenant,
                                 table.c.run_id == summary.run_id)

@@ -76,6 +76,11 @@ class Database:
         with translated(self.address):
             async with self.engine.begin() as conn:
                 yield conn
+                if self.is_sqlite:
+                    # SQLAlchemy's aiosqlite adapter skips COMMIT when its connection is
+                    # gone and reports success, losing the transaction silently. Issued
+                    # here, a failed commit raises (one more driver-thread hop per commit).
+                    await conn.exec_driver_sql("COMMIT")
 
     async def create_tables(self) -> None:
         """Create every table that is missing (tests; production uses the migrations)."""
