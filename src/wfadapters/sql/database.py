@@ -77,10 +77,15 @@ class Database:
             async with self.engine.begin() as conn:
                 yield conn
                 if self.is_sqlite:
-                    # SQLAlchemy's aiosqlite adapter skips COMMIT when its connection is
-                    # gone and reports success, losing the transaction silently. Issued
-                    # here, a failed commit raises (one more driver-thread hop per commit).
-                    await conn.exec_driver_sql("COMMIT")
+                    # SQLAlchemy's aiosqlite adapter skips COMMIT when its aiosqlite
+                    # connection is gone (``if self._connection._connection``) and reports
+                    # success, losing the transaction silently. Its own condition, checked
+                    # here, makes that an error (an explicit COMMIT would cost a hop).
+                    raw = await conn.get_raw_connection()
+                    driver = getattr(raw.dbapi_connection, "_connection", None)
+                    if driver is not None and getattr(driver, "_connection", None) is None:
+                        await conn.invalidate()  # so the pool drops it, as on a driver error
+                        raise OSError("the SQLite connection closed before COMMIT")
 
     async def create_tables(self) -> None:
         """Create every table that is missing (tests; production uses the migrations)."""
