@@ -26,6 +26,7 @@ from wfdomain.records import (
 
 __all__ = [
     "ActionLedger",
+    "check_append",
     "AuditLog",
     "Clock",
     "DefinitionStore",
@@ -271,3 +272,40 @@ class IdGenerator(Protocol):
     def new_id(self) -> str:
         """Return a new unique identifier."""
         ...
+
+
+def check_append(
+    events: Sequence[EventEnvelope], expected_version: int, summary: RunSummary
+) -> None:
+    """Check an append's shape, as every ``EventStore.append`` must before any I/O.
+
+    Raises:
+        ValueError: a negative ``expected_version``; an event of another run; versions not
+            consecutive from ``expected_version + 1``; a summary whose version is not where
+            the append ends; a human task repeated or of another run.
+    """
+    if expected_version < 0:
+        raise ValueError(f"expected_version must not be negative, got {expected_version}")
+    for offset, event in enumerate(events, start=1):
+        if event.tenant != summary.tenant or event.run_id != summary.run_id:
+            raise ValueError(
+                f"event {event.version} belongs to {event.tenant}/{event.run_id}, "
+                f"not {summary.tenant}/{summary.run_id}"
+            )
+        if event.version != expected_version + offset:
+            raise ValueError(
+                f"event versions must run {expected_version + 1}.. consecutively; "
+                f"found {event.version} at place {offset}"
+            )
+    new_version = expected_version + len(events)
+    if summary.version != new_version:
+        raise ValueError(
+            f"summary of run {summary.run_id} has version {summary.version}, "
+            f"the append ends at {new_version}"
+        )
+    task_ids = [t.task_id for t in summary.human_tasks]
+    if len(set(task_ids)) != len(task_ids):
+        raise ValueError(f"summary of run {summary.run_id} repeats a human task id")
+    for task in summary.human_tasks:
+        if task.tenant != summary.tenant or task.run_id != summary.run_id:
+            raise ValueError(f"human task {task.task_id} belongs to another run")

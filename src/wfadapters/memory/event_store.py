@@ -14,6 +14,7 @@ from wfdomain.errors import (
     ErrorCode,
     NondeterminismError,
 )
+from wfdomain.ports import check_append
 from wfdomain.records import (
     ActionResult,
     AuditRecord,
@@ -301,31 +302,7 @@ def _validated_batch(
     events: Sequence[EventEnvelope], expected_version: int, summary: RunSummary
 ) -> list[EventEnvelope]:
     """Check an append's shape before taking the lock; return private copies of the events."""
-    if expected_version < 0:
-        raise ValueError(f"expected_version must not be negative, got {expected_version}")
-    for offset, envelope in enumerate(events, start=1):
-        if envelope.tenant != summary.tenant or envelope.run_id != summary.run_id:
-            raise ValueError(
-                f"event {envelope.version} belongs to {envelope.tenant}/{envelope.run_id}, "
-                f"not {summary.tenant}/{summary.run_id}"
-            )
-        if envelope.version != expected_version + offset:
-            raise ValueError(
-                f"event versions must run {expected_version + 1}.. consecutively; "
-                f"found {envelope.version} at place {offset}"
-            )
-    new_version = expected_version + len(events)
-    if summary.version != new_version:
-        raise ValueError(
-            f"summary of run {summary.run_id} has version {summary.version}, "
-            f"the append ends at {new_version}"
-        )
-    task_ids = [t.task_id for t in summary.human_tasks]
-    if len(set(task_ids)) != len(task_ids):
-        raise ValueError(f"summary of run {summary.run_id} repeats a human task id")
-    for task in summary.human_tasks:
-        if task.tenant != summary.tenant or task.run_id != summary.run_id:
-            raise ValueError(f"human task {task.task_id} belongs to another run")
+    check_append(events, expected_version, summary)
     return _copied(events)
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from wfadapters.sql.schema import from_micros, micros
+from wfadapters.sql.types import from_micros, micros
+from wfdomain.ports import check_append
 from wfdomain.records import (
     ActionResult,
     AuditRecord,
@@ -42,7 +43,7 @@ def json_normal(value: JSONValue) -> JSONValue:
 
 
 def _opt_micros(name: str, value: Any) -> int | None:
-    return None if value is None else micros(name, value)
+    return None if value is None else micros(value, name)
 
 
 def _opt_time(value: int | None) -> Any:
@@ -55,7 +56,7 @@ def event_row(event: EventEnvelope) -> dict[str, Any]:
         "run_id": event.run_id,
         "version": event.version,
         "type": event.type,
-        "at": micros("event time", event.at),
+        "at": micros(event.at, "event time"),
         "data": event.data,
     }
 
@@ -83,7 +84,7 @@ def task_to_json(task: HumanTaskRecord) -> dict[str, Any]:
         "outcomes": list(task.outcomes),
         "form_schema": task.form_schema,
         "deadline": _opt_micros("task deadline", task.deadline),
-        "created_at": micros("task created_at", task.created_at),
+        "created_at": micros(task.created_at, "task created_at"),
         "overdue": task.overdue,
     }
 
@@ -115,8 +116,8 @@ def run_row(summary_: RunSummary, fencing_token: int | None) -> dict[str, Any]:
         "engine": summary_.engine,
         "queue": summary_.queue,
         "version": summary_.version,
-        "created_at": micros("created_at", summary_.created_at),
-        "last_progress_at": micros("last_progress_at", summary_.last_progress_at),
+        "created_at": micros(summary_.created_at, "created_at"),
+        "last_progress_at": micros(summary_.last_progress_at, "last_progress_at"),
         "next_due_at": _opt_micros("next_due_at", summary_.next_due_at),
         "parent_run_id": summary_.parent_run_id,
         "replay_of": summary_.replay_of,
@@ -177,7 +178,7 @@ def audit_row(record: AuditRecord) -> dict[str, Any]:
     return {
         "tenant": record.tenant,
         "kind": record.kind,
-        "at": micros("audit time", record.at),
+        "at": micros(record.at, "audit time"),
         "run_id": record.run_id,
         "data": record.data,
     }
@@ -197,30 +198,6 @@ def audit_record(row: Row[Any]) -> AuditRecord:
 def validated_batch(
     events: Sequence[EventEnvelope], expected_version: int, summary_: RunSummary
 ) -> list[EventEnvelope]:
-    """Check an append's shape before any I/O, with the memory adapter's exact messages."""
-    if expected_version < 0:
-        raise ValueError(f"expected_version must not be negative, got {expected_version}")
-    for offset, event in enumerate(events, start=1):
-        if event.tenant != summary_.tenant or event.run_id != summary_.run_id:
-            raise ValueError(
-                f"event {event.version} belongs to {event.tenant}/{event.run_id}, "
-                f"not {summary_.tenant}/{summary_.run_id}"
-            )
-        if event.version != expected_version + offset:
-            raise ValueError(
-                f"event versions must run {expected_version + 1}.. consecutively; "
-                f"found {event.version} at place {offset}"
-            )
-    new_version = expected_version + len(events)
-    if summary_.version != new_version:
-        raise ValueError(
-            f"summary of run {summary_.run_id} has version {summary_.version}, "
-            f"the append ends at {new_version}"
-        )
-    task_ids = [t.task_id for t in summary_.human_tasks]
-    if len(set(task_ids)) != len(task_ids):
-        raise ValueError(f"summary of run {summary_.run_id} repeats a human task id")
-    for task in summary_.human_tasks:
-        if task.tenant != summary_.tenant or task.run_id != summary_.run_id:
-            raise ValueError(f"human task {task.task_id} belongs to another run")
+    """Check an append's shape before any I/O (the port's rule, shared by every adapter)."""
+    check_append(events, expected_version, summary_)
     return list(events)

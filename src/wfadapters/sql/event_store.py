@@ -157,21 +157,28 @@ class SqlEventStore:
             raise ConcurrencyConflictError(summary.run_id, expected_version, current)
         if row is None and not rows:
             raise ValueError(f"run {summary.run_id} must start with at least one event")
-        await check_task_ids_free(conn, summary)
-        if rows:
-            # Positions come from the sequence at insert time: unique, and increasing within
-            # a run, but appends to two runs may commit out of position order. Nothing reads
-            # across runs by position, so no table lock is taken to order commits.
-            await conn.execute(self._insert_events, rows)
         if stored_token is not None and (token is None or token < stored_token):
             run_row["fencing_token"] = stored_token
         if row is None:
             await conn.execute(wf_runs.insert().values(run_row))
         else:
             await conn.execute(self._update_run, {**run_row, **keys})
+        had_index = row is not None and bool(row.waits or row.human_tasks)
+        return await self._write_events(conn, rows, summary, had_index=had_index)
+
+    async def _write_events(
+        self, conn: AsyncConnection, rows: list[dict[str, Any]], summary: RunSummary, *,
+        had_index: bool,
+    ) -> int:
+        """What every append does once its run row is written: events, then the lookups."""
+        await check_task_ids_free(conn, summary)
+        if rows:
+            # Positions come from the sequence at insert time: unique, and increasing within
+            # a run, but appends to two runs may commit out of position order. Nothing reads
+            # across runs by position, so no table lock is taken to order commits.
+            await conn.execute(self._insert_events, rows)
         # The lookups change only when a wait or task opens or closes: most appends (an
         # action finishing, a step starting) leave both empty, and skip the DELETEs.
-        had_index = row is not None and bool(row.waits or row.human_tasks)
         if had_index or summary.waits or summary.human_tasks:
             await replace_index(conn, summary, had_index=had_index)
         return summary.version
@@ -198,12 +205,7 @@ class SqlEventStore:
         hit = (await conn.execute(self._fast_update, params)).one_or_none()
         if hit is None:
             return None
-        await check_task_ids_free(conn, summary)
-        if rows:
-            await conn.execute(self._insert_events, rows)
-        if hit.had_index or summary.waits or summary.human_tasks:
-            await replace_index(conn, summary, had_index=bool(hit.had_index))
-        return summary.version
+        return await self._write_events(conn, rows, summary, had_index=bool(hit.had_index))
 
     async def read(
         self, tenant: str, run_id: str, *, after: int = 0, upto: int | None = None

@@ -9,7 +9,8 @@ from sqlalchemy import ColumnElement, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from wfadapters.sql.database import Database
-from wfadapters.sql.queue_schema import micros, wf_leases
+from wfadapters.sql.queue_schema import wf_leases
+from wfadapters.sql.types import micros
 from wfdomain.errors import LeaseLostError
 from wfdomain.ports import Clock
 from wfdomain.records import Lease

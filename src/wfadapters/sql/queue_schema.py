@@ -6,11 +6,10 @@ timezone handling differs between SQLite and Postgres, and comparisons are integ
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Column,
     Index,
@@ -18,16 +17,14 @@ from sqlalchemy import (
     String,
     Table,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 
 from wfadapters.sql.metadata import metadata
+from wfadapters.sql.types import Json, Position
 from wfdomain.records import Message
 
 __all__ = [
-    "from_micros",
     "message_from_json",
     "message_to_json",
-    "micros",
     "require_aware",
     "wf_leases",
     "wf_scheduled",
@@ -37,23 +34,16 @@ __all__ = [
     "wf_stream_pending",
 ]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-# BIGSERIAL on Postgres; on SQLite only INTEGER PRIMARY KEY is the rowid alias, and
-# AUTOINCREMENT (below) stops a deleted last position from ever being handed out again.
-_Position = BigInteger().with_variant(Integer(), "sqlite")
-_Json = JSON().with_variant(JSONB(), "postgresql")
 
 wf_stream = Table(
     "wf_stream",
     metadata,
-    Column("position", _Position, primary_key=True, autoincrement=True),
+    Column("position", Position, primary_key=True, autoincrement=True),
     Column("message_id", String(200), nullable=False),
     Column("kind", String(40), nullable=False),
     Column("tenant", String(200), nullable=False),
     Column("run_id", String(200), nullable=True),
-    Column("body", _Json, nullable=False),
+    Column("body", Json, nullable=False),
     Column("published_at", BigInteger, nullable=False),
     sqlite_autoincrement=True,
 )
@@ -104,7 +94,7 @@ wf_scheduled = Table(
     metadata,
     Column("key", String(200), primary_key=True),
     Column("due_at", BigInteger, nullable=False),
-    Column("message", _Json, nullable=False),
+    Column("message", Json, nullable=False),
 )
 Index("ix_wf_scheduled_due_at_key", wf_scheduled.c.due_at, wf_scheduled.c.key)
 
@@ -113,16 +103,6 @@ def require_aware(name: str, dt: datetime) -> None:
     """Raise ValueError for a naive datetime (it has no defined instant)."""
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got {dt!r}")
-
-
-def micros(dt: datetime) -> int:
-    """Encode an aware datetime as microseconds since the epoch, UTC."""
-    return (dt - _EPOCH) // _MICROSECOND
-
-
-def from_micros(value: int) -> datetime:
-    """Decode ``micros`` output as a UTC datetime."""
-    return _EPOCH + value * _MICROSECOND
 
 
 def message_to_json(message: Message) -> dict[str, Any]:

@@ -9,13 +9,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from wfadapters.sql.database import Database
 from wfadapters.sql.queue_schema import (
-    from_micros,
     message_from_json,
     message_to_json,
-    micros,
     require_aware,
     wf_scheduled,
 )
+from wfadapters.sql.types import from_micros, micros
 from wfdomain.records import ScheduledMessage
 
 __all__ = ["SqlScheduler"]

@@ -7,10 +7,7 @@ JSON columns are JSONB on Postgres (indexable, compact) and JSON text on SQLite.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -20,13 +17,11 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 
 from wfadapters.sql.metadata import metadata
+from wfadapters.sql.types import Json, Position
 
 __all__ = [
-    "from_micros",
-    "micros",
     "wf_action_results",
     "wf_audit",
     "wf_definitions",
@@ -37,25 +32,18 @@ __all__ = [
     "wf_waits",
 ]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-# BIGSERIAL on Postgres; on SQLite only INTEGER PRIMARY KEY is the rowid alias, and
-# AUTOINCREMENT (sqlite_autoincrement below) never hands out a used position again.
-_Position = BigInteger().with_variant(Integer(), "sqlite")
-_Json = JSON().with_variant(JSONB(), "postgresql")
 _Id = String(200)
 
 wf_events = Table(
     "wf_events",
     metadata,
-    Column("position", _Position, primary_key=True, autoincrement=True),
+    Column("position", Position, primary_key=True, autoincrement=True),
     Column("tenant", _Id, nullable=False),
     Column("run_id", _Id, nullable=False),
     Column("version", Integer, nullable=False),
     Column("type", String(100), nullable=False),
     Column("at", BigInteger, nullable=False),
-    Column("data", _Json, nullable=False),
+    Column("data", Json, nullable=False),
     # The optimistic-concurrency backstop: two writers racing to create the same run (no
     # runs row to lock yet) cannot both store a version; the loser gets a unique violation.
     UniqueConstraint("tenant", "run_id", "version"),
@@ -79,11 +67,11 @@ wf_runs = Table(
     Column("next_due_at", BigInteger, nullable=True),
     Column("parent_run_id", _Id, nullable=True),
     Column("replay_of", _Id, nullable=True),
-    Column("error", _Json, nullable=True),
+    Column("error", Json, nullable=True),
     # The projection's waits and tasks as given (order kept); wf_waits and wf_human_tasks
     # index the same values for lookups.
-    Column("waits", _Json, nullable=False),
-    Column("human_tasks", _Json, nullable=False),
+    Column("waits", Json, nullable=False),
+    Column("human_tasks", Json, nullable=False),
     Column("fencing_token", BigInteger, nullable=True),
 )
 Index("ix_wf_runs_tenant_created_at_run_id", wf_runs.c.tenant, wf_runs.c.created_at,
@@ -113,8 +101,8 @@ wf_human_tasks = Table(
     Column("step_key", String(500), nullable=False),
     Column("title", String(1000), nullable=False),
     Column("assignee", _Id, nullable=True),
-    Column("outcomes", _Json, nullable=False),
-    Column("form_schema", _Json, nullable=True),
+    Column("outcomes", Json, nullable=False),
+    Column("form_schema", Json, nullable=True),
     Column("deadline", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("overdue", Boolean, nullable=False),
@@ -128,7 +116,7 @@ wf_snapshots = Table(
     Column("tenant", _Id, primary_key=True),
     Column("run_id", _Id, primary_key=True),
     Column("version", Integer, primary_key=True),
-    Column("state", _Json, nullable=False),
+    Column("state", Json, nullable=False),
 )
 
 wf_definitions = Table(
@@ -138,7 +126,7 @@ wf_definitions = Table(
     Column("definition_id", _Id, primary_key=True),
     Column("version", Integer, primary_key=True),
     Column("content_hash", String(200), nullable=False),
-    Column("document", _Json, nullable=False),
+    Column("document", Json, nullable=False),
 )
 
 wf_action_results = Table(
@@ -149,36 +137,20 @@ wf_action_results = Table(
     Column("ok", Boolean, nullable=False),
     # The whole outcome (output and error) as one JSON document, so that a JSON null
     # output and an absent one cannot be confused.
-    Column("outcome", _Json, nullable=False),
+    Column("outcome", Json, nullable=False),
 )
 
 wf_audit = Table(
     "wf_audit",
     metadata,
-    Column("position", _Position, primary_key=True, autoincrement=True),
+    Column("position", Position, primary_key=True, autoincrement=True),
     Column("tenant", _Id, nullable=False),
     Column("kind", String(100), nullable=False),
     Column("at", BigInteger, nullable=False),
     Column("run_id", _Id, nullable=True),
-    Column("data", _Json, nullable=False),
+    Column("data", Json, nullable=False),
     sqlite_autoincrement=True,
 )
 Index("ix_wf_audit_tenant_position", wf_audit.c.tenant, wf_audit.c.position)
 Index("ix_wf_audit_tenant_kind_position", wf_audit.c.tenant, wf_audit.c.kind,
       wf_audit.c.position)
-
-
-def micros(name: str, dt: datetime) -> int:
-    """Encode an aware datetime as microseconds since the epoch, UTC.
-
-    Raises:
-        ValueError: ``dt`` is naive (it names no instant).
-    """
-    if dt.tzinfo is None or dt.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, got {dt!r}")
-    return (dt - _EPOCH) // _MICROSECOND
-
-
-def from_micros(value: int) -> datetime:
-    """Decode ``micros`` output as a UTC datetime."""
-    return _EPOCH + value * _MICROSECOND

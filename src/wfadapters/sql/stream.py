@@ -12,12 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfadapters.sql.database import Database
 from wfadapters.sql.queue_schema import (
-    micros,
     wf_stream,
     wf_stream_dead,
     wf_stream_groups,
     wf_stream_pending,
 )
+from wfadapters.sql.types import micros
 from wfdomain.ports import Clock
 from wfdomain.records import Delivery, Message
 
