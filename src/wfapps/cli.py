@@ -20,6 +20,7 @@ from rich.table import Table
 from wfadapters.sql.database import Database
 from wfadapters.sql.migrate import check_schema, head_revision, upgrade
 from wfapps.bootstrap import open_engine
+from wfapps.check import check_definition, render_line
 from wfapps.loading import load_package
 from wfapps.settings import Settings
 from wfapps.timeline import event_rows, step_rows
@@ -287,6 +288,35 @@ def db_status(
     except WorkflowEngineError as e:
         raise _fail(e) from None
     out.print(f"{url}: schema is current (revision {revision})")
+
+
+@app.command("check")
+def check(
+    path: Annotated[Path, typer.Argument(help="The changed workflow folder or definition "
+                                               "file (its main definition is checked).")],
+    engine: Annotated[str | None, typer.Option(help="Engine URL (default: WF_ENGINE_URL).")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: WF_TENANT).")] = None,
+    include_finished: Annotated[bool, typer.Option(
+        "--all", help="Check finished runs too, not only running and waiting ones.")] = False,
+) -> None:
+    """Before a deploy: list the stored runs a changed definition would break, and where.
+
+    Exit 0 when none breaks, 1 when some would, 3 on an engine error.
+    """
+    settings = _settings(engine, tenant)
+    try:
+        definition, checks = asyncio.run(
+            check_definition(path, settings, include_finished=include_finished))
+    except WorkflowEngineError as e:
+        raise _fail(e) from None
+    for result in checks:
+        out.print(render_line(result), markup=False, soft_wrap=True)
+    broken = sum(1 for result in checks if not result.report.ok)
+    which = "runs" if include_finished else "in-flight runs"
+    out.print(f"{definition.id} v{definition.version} sha256:{definition.content_hash[:12]}: "
+              f"checked {len(checks)} {which} in tenant {settings.tenant!r}, "
+              f"{broken} would break", markup=False)
+    raise typer.Exit(1 if broken else 0)
 
 
 def main() -> None:

@@ -43,6 +43,7 @@ from wfdomain.ports import (
     Stream,
 )
 from wfdomain.records import RunSummary
+from wfdomain.replay_check import Divergence, ReplayReport, check_replay
 from wfdomain.runtime import Ports, Runtime, RuntimeSettings, StuckRun
 from wfdomain.state import RunState, evolve, replay
 
@@ -61,6 +62,7 @@ __all__ = [
     "DefinitionError",
     "DefinitionNotFoundError",
     "DefinitionStore",
+    "Divergence",
     "ErrorCode",
     "EventStore",
     "ExpressionError",
@@ -71,6 +73,7 @@ __all__ = [
     "Lock",
     "NondeterminismError",
     "Ports",
+    "ReplayReport",
     "RunAlreadyExistsError",
     "RunFinishedError",
     "RunNotFoundError",
@@ -86,6 +89,7 @@ __all__ = [
     "UnsupportedOperationError",
     "WorkflowEngineError",
     "WorkflowEvent",
+    "check_replay",
     "decide",
     "decode_event",
     "decode_state",

@@ -24,6 +24,8 @@ EXPECTED = {
     "InputValidationError", "LeaseLostError", "NondeterminismError", "RunAlreadyExistsError",
     "RunFinishedError", "RunNotFoundError", "StorageUnavailableError", "UnknownActionError",
     "UnsupportedOperationError", "WorkflowEngineError",
+    # checking a changed definition against recorded histories
+    "Divergence", "ReplayReport", "check_replay",
 }
 
 

@@ -33,6 +33,7 @@ from wfdomain.codec import decode_event, encode_event
 from wfdomain.decide import DecisionContext, decide
 from wfdomain.definition import Definition, parse_definition
 from wfdomain.errors import WorkflowEngineError
+from wfdomain.replay_check import input_of
 from wfdomain.state import replay
 
 HISTORIES = Path(__file__).resolve().parents[1] / "fixtures" / "histories"
@@ -40,32 +41,6 @@ FILES = sorted(HISTORIES.glob("*.json"))
 
 
 # ------------------------------------------------------------------------ re-decision
-
-
-def input_of(event: ev.WorkflowEvent) -> cmd.Input | None:
-    """The input that a recorded input event records (None for a decision event)."""
-    match event:
-        case ev.ActionCompleted():
-            return cmd.ReportOutcome(key=event.key, attempt=event.attempt, ok=True,
-                                     output=event.output)
-        case ev.ActionFailed():
-            return cmd.ReportOutcome(key=event.key, attempt=event.attempt, ok=False,
-                                     error=event.error)
-        case ev.TimerFired():
-            return cmd.FireTimer(timer_id=event.timer_id)
-        case ev.EventReceived():
-            return cmd.DeliverEvent(key=event.key, event_id=event.event_id,
-                                    event_name=event.event_name, payload=event.payload)
-        case ev.HumanTaskDecided():
-            return cmd.DecideTask(task_id=event.task_id, outcome=event.outcome, data=event.data,
-                                  decided_by=event.decided_by)
-        case ev.ChildRunFinished():
-            return cmd.ChildFinished(child_run_id=event.child_run_id, status=event.status,
-                                     output=event.output, error=event.error)
-        case ev.CancelRequested():
-            return cmd.Cancel(reason=event.reason, requested_by=event.requested_by)
-        case _:
-            return None
 
 
 @dataclass(frozen=True, slots=True)
