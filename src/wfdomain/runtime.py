@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from wfdomain import archive, keys
 from wfdomain import commands as cmd
+from wfdomain import keys, moves
 from wfdomain.actions import ActionContext, ActionRegistry
 from wfdomain.codec import decode_envelope, decode_state, encode_state, to_envelope
 from wfdomain.correlation import CorrelationResolver
@@ -34,10 +34,9 @@ from wfdomain.errors import (
     RunFinishedError,
     RunNotFoundError,
     StorageUnavailableError,
-    UnsupportedOperationError,
     WorkflowEngineError,
 )
-from wfdomain.events import RunMoved, RunStarted
+from wfdomain.events import RunStarted
 from wfdomain.expressions import ExpressionLimits
 from wfdomain.inputs import decode_input, encode_input
 from wfdomain.ports import (
@@ -351,33 +350,7 @@ class Runtime:
             DefinitionNotFoundError: the run's definition version is no longer stored.
             NondeterminismError: the stored definition no longer has the run's hash.
         """
-        history = await self.history(tenant, run_id)
-        started = decode_envelope(history[0])
-        assert isinstance(started, RunStarted)
-        stored = await self.ports.definitions.get_definition(
-            tenant, started.definition_id, started.definition_version)
-        if stored is None:
-            raise DefinitionNotFoundError(
-                f"definition {started.definition_id} v{started.definition_version} of run "
-                f"{run_id} is not registered")
-        if stored.content_hash != started.definition_hash:
-            raise NondeterminismError(
-                f"run {run_id} started with hash {started.definition_hash[:12]}, but the "
-                f"stored definition hashes to {stored.content_hash[:12]}")
-        snapshots: list[Snapshot] = []
-        upto: int | None = len(history)
-        while upto is not None and upto > 0:
-            snapshot = await self.ports.events.load_snapshot(tenant, run_id, at_or_before=upto)
-            if snapshot is None:
-                break
-            snapshots.append(snapshot)
-            upto = snapshot.version - 1
-        results = [r for k in archive.result_keys(history)
-                   if (r := await self.ports.ledger.get_result(k)) is not None]
-        return archive.build_archive(
-            tenant=tenant, definition=stored, history=history, snapshots=snapshots,
-            action_results=results, exported_at=self.ports.clock.now(),
-        )
+        return await moves.export_run(self, tenant, run_id)
 
     async def import_run(
         self, data: dict[str, Any], *, tenant: str | None = None, resume: bool = True,
@@ -401,43 +374,7 @@ class Runtime:
                 registered here with other content.
             NondeterminismError: the ledger holds another outcome for an attempt.
         """
-        parsed = archive.parse_archive(data)
-        tenant = parsed.tenant if tenant is None else tenant
-        run_id = parsed.run_id
-        if await self.ports.events.get_run(tenant, run_id) is not None:
-            raise RunAlreadyExistsError(f"run {run_id} already exists")
-        state = replay(decode_envelope(e) for e in parsed.history)
-        if not state.finished and (state.parent_run_id is not None or state.children):
-            raise UnsupportedOperationError(
-                f"run {run_id} is unfinished and part of a run tree (parent "
-                f"{state.parent_run_id!r}, {len(state.children)} open children); only "
-                "single runs, or finished ones, can be moved",
-                details={"run_id": run_id, "parent_run_id": state.parent_run_id,
-                         "children": sorted(state.children)},
-            )
-        await self.register_definition(tenant, parsed.definition)
-        for result in parsed.action_results:
-            await self.ports.ledger.record_result(result)
-        moved = RunMoved(at=self.ports.clock.now(), tenant=tenant,
-                         engine=self.settings.engine, queue=self.settings.queue)
-        envelopes = [replace(e, tenant=tenant) for e in parsed.history]
-        envelopes.append(to_envelope(tenant, run_id, len(envelopes) + 1, moved))
-        try:
-            await self.ports.events.append(envelopes, expected_version=0,
-                                           summary=summarize(replay([moved], state)))
-        except ConcurrencyConflictError:
-            raise RunAlreadyExistsError(f"run {run_id} already exists") from None
-        for snapshot in parsed.snapshots:
-            await self.ports.events.save_snapshot(replace(snapshot, tenant=tenant))
-        await self._audit(tenant, "run.imported", run_id, {
-            "from_tenant": parsed.tenant, "from_engine": parsed.engine,
-            "from_queue": parsed.queue, "archive_version": parsed.version,
-            "exported_at": parsed.exported_at.isoformat(), "events": len(parsed.history),
-            "action_results": len(parsed.action_results),
-        })
-        if resume and not state.finished:
-            await self.resume_run(tenant, run_id)
-        return await self.get_run(tenant, run_id)
+        return await moves.import_run(self, data, tenant=tenant, resume=resume)
 
     # -- queries ------------------------------------------------------------------------
     async def get_run(self, tenant: str, run_id: str) -> RunSummary:
