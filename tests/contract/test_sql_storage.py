@@ -314,3 +314,31 @@ async def test_twenty_engines_creating_one_run_one_wins(
     gate.set()
     assert sorted(await asyncio.gather(*tasks)) == [False] * 19 + [True]
     assert len(await stores[0].read(TENANT, "run-1")) == 1
+
+
+async def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    async with sqlite_database(tmp_path) as db:
+        await create(SqlEventStore(db), summary("run-1", 1))
+        other = Database.open(db.engine.url.render_as_string().replace("+aiosqlite", ""))
+        writing, done = asyncio.Event(), asyncio.Event()
+
+        async def writer() -> None:
+            async with db.transaction() as conn:  # BEGIN IMMEDIATE: holds the write lock
+                await conn.execute(text("UPDATE wf_runs SET status = 'running'"))
+                writing.set()
+                await done.wait()
+
+        task = asyncio.create_task(writer())
+        try:
+            await writing.wait()
+            store = SqlEventStore(other)
+            # Deadline, not synchronisation: a reader that took the write lock would wait
+            # for the 10 s busy timeout here.
+            run = await asyncio.wait_for(store.get_run(TENANT, "run-1"), timeout=5)
+            events = await asyncio.wait_for(store.read(TENANT, "run-1"), timeout=5)
+            assert run is not None
+            assert [e.version for e in events] == [1]
+        finally:
+            done.set()
+            await task
+            await other.dispose()

@@ -71,21 +71,32 @@ class Database:
         return cls(engine, False, f"postgres at {host}:{parts.port or 5432}{parts.path}")
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction; driver errors leave it as the domain's errors."""
+    async def transaction(self, *, read_only: bool = False) -> AsyncIterator[AsyncConnection]:
+        """One transaction; driver errors leave it as the domain's errors.
+
+        Args:
+            read_only: The transaction only reads. On SQLite it then begins deferred and
+                never takes the write lock, so readers do not queue behind writers.
+        """
         with translated(self.address):
-            async with self.engine.begin() as conn:
-                yield conn
-                if self.is_sqlite:
-                    # SQLAlchemy's aiosqlite adapter skips COMMIT when its aiosqlite
-                    # connection is gone (``if self._connection._connection``) and reports
-                    # success, losing the transaction silently. Its own condition, checked
-                    # here, makes that an error (an explicit COMMIT would cost a hop).
-                    raw = await conn.get_raw_connection()
-                    driver = getattr(raw.dbapi_connection, "_connection", None)
-                    if driver is not None and getattr(driver, "_connection", None) is None:
-                        await conn.invalidate()  # so the pool drops it, as on a driver error
-                        raise OSError("the SQLite connection closed before COMMIT")
+            async with self.engine.connect() as conn:
+                if read_only and self.is_sqlite:
+                    await conn.execution_options(wf_read_only=True)
+                async with conn.begin():
+                    yield conn
+                    await self._check_commit(conn, read_only)
+
+    async def _check_commit(self, conn: AsyncConnection, read_only: bool) -> None:
+        if self.is_sqlite and not read_only:
+            # SQLAlchemy's aiosqlite adapter skips COMMIT when its aiosqlite connection is
+            # gone (``if self._connection._connection``) and reports success, losing the
+            # transaction silently. Its own condition, checked here, makes that an error
+            # (an explicit COMMIT would cost one more hop to the driver's thread).
+            raw = await conn.get_raw_connection()
+            driver = getattr(raw.dbapi_connection, "_connection", None)
+            if driver is not None and getattr(driver, "_connection", None) is None:
+                await conn.invalidate()  # so the pool drops it, as on a driver error
+                raise OSError("the SQLite connection closed before COMMIT")
 
     async def create_tables(self) -> None:
         """Create every table that is missing (tests; production uses the migrations)."""
@@ -116,6 +127,10 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Any) -> None:
+        if conn.get_execution_options().get("wf_read_only"):
+            # A reader under WAL sees one consistent snapshot and never blocks a writer.
+            conn.exec_driver_sql("BEGIN")
+            return
         # BEGIN IMMEDIATE takes the write lock up front. With a deferred BEGIN two writers
         # can both read version N and the loser fails with SQLITE_BUSY on upgrade instead
         # of a clean version conflict. This serialises writers; WAL readers are unaffected.

@@ -217,7 +217,7 @@ class SqlEventStore:
         )
         if upto is not None:
             query = query.where(wf_events.c.version <= upto)
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(read_only=True) as conn:
             result = await conn.execute(query.order_by(wf_events.c.version))
             return [_rows.envelope(r) for r in result]
 
@@ -253,7 +253,7 @@ class SqlEventStore:
         if at_or_before is not None:
             query = query.where(wf_snapshots.c.version <= at_or_before)
         query = query.order_by(wf_snapshots.c.version.desc()).limit(1)
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(read_only=True) as conn:
             row = (await conn.execute(query)).one_or_none()
         if row is None:
             return None
@@ -262,7 +262,7 @@ class SqlEventStore:
 
     async def get_run(self, tenant: str, run_id: str) -> RunSummary | None:
         query = select(wf_runs).where(wf_runs.c.tenant == tenant, wf_runs.c.run_id == run_id)
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(read_only=True) as conn:
             row = (await conn.execute(query)).one_or_none()
         return _rows.summary(row) if row is not None else None
 
@@ -284,7 +284,7 @@ class SqlEventStore:
         if definition_id is not None:
             query = query.where(wf_runs.c.definition_id == definition_id)
         query = query.order_by(wf_runs.c.created_at.desc(), wf_runs.c.run_id.desc())
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(read_only=True) as conn:
             result = await conn.execute(query.limit(limit).offset(offset))
             return [_rows.summary(r) for r in result]
 
@@ -300,7 +300,7 @@ class SqlEventStore:
             )
             .order_by(wf_waits.c.run_id, wf_waits.c.step_key)
         )
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(read_only=True) as conn:
             return [(r.run_id, r.step_key) for r in await conn.execute(query)]
 
     async def list_human_tasks(
@@ -310,14 +310,14 @@ class SqlEventStore:
         if assignee is not None:
             query = query.where(wf_human_tasks.c.assignee == assignee)
         query = query.order_by(wf_human_tasks.c.created_at, wf_human_tasks.c.task_id)
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(read_only=True) as conn:
             return [_rows.task_from_json(r._mapping) for r in await conn.execute(query)]
 
     async def get_human_task(self, tenant: str, task_id: str) -> HumanTaskRecord | None:
         query = select(wf_human_tasks).where(
             wf_human_tasks.c.tenant == tenant, wf_human_tasks.c.task_id == task_id
         )
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(read_only=True) as conn:
             row = (await conn.execute(query)).one_or_none()
         return _rows.task_from_json(row._mapping) if row is not None else None
 
@@ -363,7 +363,7 @@ class SqlEventStore:
         if version is not None:
             query = query.where(wf_definitions.c.version == version)
         query = query.order_by(wf_definitions.c.version.desc()).limit(1)
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(read_only=True) as conn:
             row = (await conn.execute(query)).one_or_none()
         return _rows.stored_definition(row) if row is not None else None
 
@@ -371,7 +371,7 @@ class SqlEventStore:
 
     async def get_result(self, result_key: str) -> ActionResult | None:
         query = select(wf_action_results).where(wf_action_results.c.result_key == result_key)
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(read_only=True) as conn:
             row = (await conn.execute(query)).one_or_none()
         return _rows.action_result(row) if row is not None else None
 
@@ -423,7 +423,7 @@ class SqlEventStore:
         if kind is not None:
             query = query.where(wf_audit.c.kind == kind)
         query = query.order_by(wf_audit.c.position).limit(limit)
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(read_only=True) as conn:
             return [_rows.audit_record(r) for r in await conn.execute(query)]
 
 

@@ -89,6 +89,6 @@ class SqlScheduler:
         ]
 
     async def next_due(self) -> datetime | None:
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(read_only=True) as conn:
             earliest = (await conn.execute(select(func.min(_item.due_at)))).scalar_one_or_none()
         return None if earliest is None else from_micros(earliest)

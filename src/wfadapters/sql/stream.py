@@ -262,7 +262,7 @@ class SqlStream:
         )
 
     async def dead_letters(self, group: str) -> list[Delivery]:
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(read_only=True) as conn:
             rows = (
                 await conn.execute(
                     select(wf_stream, wf_stream_dead.c.delivery_count)
@@ -274,7 +274,7 @@ class SqlStream:
         return [_delivery(row, row.delivery_count) for row in rows]
 
     async def pending_count(self, group: str) -> int:
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(read_only=True) as conn:
             counted = await conn.execute(
                 select(func.count())
                 .select_from(wf_stream_pending)
