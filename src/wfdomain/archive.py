@@ -36,6 +36,7 @@ from wfdomain.definition import Definition, parse_definition
 from wfdomain.errors import ErrorCode, InputValidationError, WorkflowEngineError
 from wfdomain.projection import run_status
 from wfdomain.records import (
+    TERMINAL_STATUSES,
     ActionResult,
     EventEnvelope,
     JSONValue,
@@ -92,7 +93,7 @@ class RunArchive:
     @property
     def finished(self) -> bool:
         """Whether the archived run had reached a terminal status."""
-        return self.status in ("completed", "failed", "cancelled")
+        return self.status in TERMINAL_STATUSES
 
 
 # -- the wire shape ---------------------------------------------------------------------------
@@ -115,7 +116,7 @@ class _RunHeader(_Strict):
     definition: _DefinitionRef
     engine: str
     queue: str
-    status: Literal["running", "waiting", "completed", "failed", "cancelled"]
+    status: RunStatus
 
 
 class _Event(_Strict):

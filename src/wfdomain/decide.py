@@ -39,11 +39,11 @@ from wfdomain.errors import (
     InputValidationError,
     RunFinishedError,
 )
-from wfdomain.expressions import ExpressionLimits, compile_expression, iso_millis
+from wfdomain.expressions import ExpressionLimits, compile_expression
 from wfdomain.schema import validate_against_schema
 from wfdomain.state import RunState, apply_in_place, position_of
 
-__all__ = ["DecisionContext", "decide", "evaluate", "iso", "render", "truthy"]
+__all__ = ["DecisionContext", "decide", "evaluate", "render", "truthy"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,11 +52,6 @@ class DecisionContext:
 
     now: datetime
     limits: ExpressionLimits | None = None
-
-
-def iso(moment: datetime) -> str:
-    """Render a time as ``$nowIso()`` does (``2026-01-02T03:04:05.000Z``, UTC)."""
-    return iso_millis(moment)
 
 
 def truthy(value: Any) -> bool:

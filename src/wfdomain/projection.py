@@ -6,7 +6,13 @@ events, so the index can never disagree with the history it summarises.
 
 from __future__ import annotations
 
-from wfdomain.records import HumanTaskRecord, RunStatus, RunSummary, WaitRegistration
+from wfdomain.records import (
+    TERMINAL_STATUSES,
+    HumanTaskRecord,
+    RunStatus,
+    RunSummary,
+    WaitRegistration,
+)
 from wfdomain.state import RunState
 
 __all__ = ["run_status", "summarize"]
@@ -16,7 +22,7 @@ _WAITING = frozenset({"retry", "sleep", "event", "task", "child"})
 
 def run_status(state: RunState) -> RunStatus:
     """``waiting`` when every open leaf step waits on time, an event, a person or a child."""
-    if state.status in ("completed", "failed", "cancelled"):
+    if state.status in TERMINAL_STATUSES:
         return state.status  # type: ignore[return-value]
     leaves = [s.awaiting for s in state.steps.values() if s.awaiting is not None]
     if leaves and all(a in _WAITING for a in leaves):

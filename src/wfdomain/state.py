@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from wfdomain import events as ev
+from wfdomain.records import TERMINAL_STATUSES
 
 __all__ = [
     "BlockState",
@@ -132,7 +133,7 @@ class RunState:
     @property
     def finished(self) -> bool:
         """Whether the run reached a terminal status."""
-        return self.status in ("completed", "failed", "cancelled")
+        return self.status in TERMINAL_STATUSES
 
     def copy(self) -> RunState:
         """Return a copy whose containers can change without touching this one."""

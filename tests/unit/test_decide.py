@@ -14,7 +14,7 @@ import pytest
 from tests.property.strategies import T0, Driver
 from wfdomain import commands as cmd
 from wfdomain import events as ev
-from wfdomain.decide import DecisionContext, decide, iso, truthy
+from wfdomain.decide import DecisionContext, decide, truthy
 from wfdomain.definition import parse_definition
 from wfdomain.errors import (
     ErrorCode,
@@ -23,6 +23,7 @@ from wfdomain.errors import (
     RunFinishedError,
 )
 from wfdomain.expressions import compile_expression
+from wfdomain.expressions import iso_millis as iso
 from wfdomain.state import replay
 
 
