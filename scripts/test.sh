@@ -27,7 +27,7 @@ run_gate() {
   [[ $status -eq 0 ]] || fail "$status" "$name"
 }
 
-run_gate "bootstrap venv" bash scripts/bootstrap-venv.sh "${WF_TEST_EXTRAS:-sql,postgres,redis,temporal,api}"
+run_gate "bootstrap venv" bash scripts/bootstrap-venv.sh "${WF_TEST_EXTRAS:-sql,postgres,redis,temporal,api,worker,tracing,ui}"
 
 lint_paths=()
 for path in src tests bench examples; do
