@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from wfdomain.api_keys import ApiKeyRecord
 from wfdomain.records import (
     ActionResult,
     AuditRecord,
@@ -26,6 +27,7 @@ from wfdomain.records import (
 
 __all__ = [
     "ActionLedger",
+    "ApiKeyStore",
     "check_append",
     "AuditLog",
     "Clock",
@@ -48,6 +50,7 @@ class EventStore(Protocol):
         expected_version: int,
         summary: RunSummary,
         fencing_token: int | None = None,
+        messages: Sequence[Message] = (),
     ) -> int:
         """Append ``events`` to one run atomically after ``expected_version``.
 
@@ -64,11 +67,28 @@ class EventStore(Protocol):
         the run has moved on since. Any other batch at a taken version conflicts. The
         fencing check comes first, so a fenced-out writer's retry conflicts too.
 
+        ``messages`` (the follow-up work the append causes) go into the outbox in the
+        same atomic step: they reach the stream if and only if the append commits, so a
+        crash between the append and a publish cannot lose one. A retry recognised as
+        already stored records no messages again (the first attempt recorded them).
+        Delivery is at least once: consumers must tolerate a repeated message.
+
         Raises:
             ConcurrencyConflictError: the run is not at ``expected_version`` (for a new run
                 ``expected_version`` is 0), or ``fencing_token`` is older than the newest
                 token seen for the run.
             ValueError: versions are not consecutive or events name another run.
+        """
+        ...
+
+    async def record_messages(
+        self, messages: Sequence[Message], *, audit: AuditRecord | None = None
+    ) -> None:
+        """Record ``messages`` in the outbox, with no events, atomically with ``audit``.
+
+        For work that follows no append (a submitted event, a task decision, a due
+        timer): the messages (and the audit record, when given) are stored together or
+        not at all, and are then delivered to the stream at least once.
         """
         ...
 
@@ -271,6 +291,30 @@ class IdGenerator(Protocol):
 
     def new_id(self) -> str:
         """Return a new unique identifier."""
+        ...
+
+
+class ApiKeyStore(Protocol):
+    """Per-tenant API keys of the HTTP API, stored hashed (``wfdomain.api_keys``)."""
+
+    async def add_key(self, record: ApiKeyRecord) -> None:
+        """Store a new key.
+
+        Raises:
+            ValueError: ``record.key_id`` is already stored.
+        """
+        ...
+
+    async def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        """Return the key with this id (revoked ones too), or None."""
+        ...
+
+    async def revoke_key(self, key_id: str, *, at: datetime) -> bool:
+        """Mark a key revoked at ``at``; False when unknown or already revoked."""
+        ...
+
+    async def list_keys(self, *, tenant: str | None = None) -> list[ApiKeyRecord]:
+        """Return keys (of one tenant, or all), oldest first, revoked ones included."""
         ...
 
 

@@ -8,11 +8,13 @@ from copy import deepcopy
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
+from wfadapters.memory.stream import InMemoryStream
 from wfdomain.errors import (
     ConcurrencyConflictError,
     DefinitionError,
     ErrorCode,
     NondeterminismError,
+    UnsupportedOperationError,
 )
 from wfdomain.ports import check_append
 from wfdomain.records import (
@@ -20,6 +22,7 @@ from wfdomain.records import (
     AuditRecord,
     EventEnvelope,
     HumanTaskRecord,
+    Message,
     RunSummary,
     Snapshot,
     StoredDefinition,
@@ -67,9 +70,18 @@ class InMemoryEventStore:
     nothing about one tenant's runs (not even their existence) is visible to another.
     Event and audit positions come from two store-wide counters starting at 1. Every record
     is copied on the way in and out. Nothing is persisted: state lives as long as the object.
+
+    The outbox is ``outbox``, an ``InMemoryStream``: messages recorded by ``append`` or
+    ``record_messages`` are published to it inside the same critical section as the
+    write, so they are on the stream exactly when the write is stored.
+
+    Args:
+        outbox: The stream that recorded messages go to. Without one, recording a
+            message raises ``UnsupportedOperationError`` (a store for history only).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, outbox: InMemoryStream | None = None) -> None:
+        self._outbox = outbox
         # One lock for every write: an append, its projection, waits and human tasks change
         # together, and a reader never sees a half-applied append. Critical sections never
         # await, so the lock also keeps them atomic should one ever gain an await.
@@ -92,9 +104,11 @@ class InMemoryEventStore:
         expected_version: int,
         summary: RunSummary,
         fencing_token: int | None = None,
+        messages: Sequence[Message] = (),
     ) -> int:
         batch = _validated_batch(events, expected_version, summary)
         summary = deepcopy(summary)
+        self._check_outbox(messages)
         async with self._lock:
             space = self._tenants.get(summary.tenant)
             run = space.runs.get(summary.run_id) if space is not None else None
@@ -128,7 +142,31 @@ class InMemoryEventStore:
             ):
                 run.fencing_token = fencing_token
             _index(space, summary)
+            self._deliver(messages)
             return summary.version
+
+    async def record_messages(
+        self, messages: Sequence[Message], *, audit: AuditRecord | None = None
+    ) -> None:
+        self._check_outbox(messages)
+        record = deepcopy(audit)
+        async with self._lock:
+            if record is not None:
+                self._store_audit(record)
+            self._deliver(messages)
+
+    def _check_outbox(self, messages: Sequence[Message]) -> None:
+        if messages and self._outbox is None:
+            raise UnsupportedOperationError(
+                "this InMemoryEventStore has no outbox stream: build it with "
+                "InMemoryEventStore(outbox=stream) to record messages"
+            )
+
+    def _deliver(self, messages: Sequence[Message]) -> None:
+        # Called under self._lock after the write succeeded, with no await in between.
+        for message in messages:
+            assert self._outbox is not None
+            self._outbox.publish_now(message)
 
     async def read(
         self, tenant: str, run_id: str, *, after: int = 0, upto: int | None = None
@@ -282,9 +320,12 @@ class InMemoryEventStore:
     async def append_audit(self, record: AuditRecord) -> None:
         record = deepcopy(record)
         async with self._lock:
-            self._audit_position += 1
-            space = self._tenants.setdefault(record.tenant, _Tenant())
-            space.audit.append(replace(record, position=self._audit_position))
+            self._store_audit(record)
+
+    def _store_audit(self, record: AuditRecord) -> None:
+        self._audit_position += 1
+        space = self._tenants.setdefault(record.tenant, _Tenant())
+        space.audit.append(replace(record, position=self._audit_position))
 
     async def list_audit(
         self, tenant: str, *, kind: str | None = None, limit: int = 100

@@ -70,12 +70,20 @@ class InMemoryStream:
         )
 
     async def publish(self, message: Message) -> str:
-        message = deepcopy(message)
         async with self._lock:
-            delivery_id = f"{len(self._ids) + 1:020d}"
-            self._ids.append(delivery_id)
-            self._messages[delivery_id] = message
-            return delivery_id
+            return self.publish_now(message)
+
+    def publish_now(self, message: Message) -> str:
+        """Publish without awaiting: for ``InMemoryEventStore``'s outbox.
+
+        The event store calls it inside its own critical section, so a message is on
+        the stream exactly when the append that recorded it is stored. Safe without the
+        stream's lock because no critical section of this stream awaits.
+        """
+        delivery_id = f"{len(self._ids) + 1:020d}"
+        self._ids.append(delivery_id)
+        self._messages[delivery_id] = deepcopy(message)
+        return delivery_id
 
     async def consume(self, group: str, consumer: str, *, count: int = 10) -> list[Delivery]:
         _positive("count", count)

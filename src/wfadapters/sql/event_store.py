@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Integer, bindparam, exists, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -15,6 +28,7 @@ from wfadapters.sql import _rows
 from wfadapters.sql._append import already_stored, check_task_ids_free, replace_index
 from wfadapters.sql._errors import is_unique_violation
 from wfadapters.sql.database import Database
+from wfadapters.sql.queue_schema import message_to_json, wf_outbox, wf_stream
 from wfadapters.sql.schema import (
     wf_action_results,
     wf_audit,
@@ -25,6 +39,7 @@ from wfadapters.sql.schema import (
     wf_snapshots,
     wf_waits,
 )
+from wfadapters.sql.types import micros
 from wfdomain.errors import (
     ConcurrencyConflictError,
     DefinitionError,
@@ -36,6 +51,7 @@ from wfdomain.records import (
     AuditRecord,
     EventEnvelope,
     HumanTaskRecord,
+    Message,
     RunSummary,
     Snapshot,
     StoredDefinition,
@@ -49,7 +65,8 @@ _SUMMARY_COLUMNS = tuple(
 
 
 def _fast_update(where: ColumnElement[bool]) -> Any:
-    token = bindparam("w_token", type_=Integer)
+    # BIGINT: Redis lease tokens are microsecond timestamps (see RedisLock).
+    token = bindparam("w_token", type_=BigInteger)
     had_index = or_(
         exists().where(wf_waits.c.tenant == wf_runs.c.tenant,
                        wf_waits.c.run_id == wf_runs.c.run_id),
@@ -70,6 +87,14 @@ def _fast_update(where: ColumnElement[bool]) -> Any:
     )
 
 
+@dataclass(slots=True)
+class _Outbox:
+    """The outbox rows of one write, and whether the write stored them."""
+
+    rows: list[dict[str, Any]]
+    written: bool = False
+
+
 def _positive(name: str, value: int) -> None:
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
@@ -83,10 +108,33 @@ class SqlEventStore:
     append, its projection, waits and human tasks commit together or not at all.
     Driver failures leave as domain errors (``Database.transaction`` translates them).
     The tables must exist: see ``wfadapters.sql.migrate.upgrade``.
+
+    Messages recorded by ``append`` and ``record_messages`` are written in the same
+    transaction as the events (the transactional outbox), to one of two places:
+
+    - ``outbox="stream"``: straight into ``wf_stream``, the table ``SqlStream`` consumes,
+      so the SQL stream is itself the outbox and no relay is needed;
+    - ``outbox="table"``: into ``wf_outbox``, which a relay (``wfapps.relay``) publishes
+      to another transport (Redis) and clears once the message was handled there.
+
+    Args:
+        db: The database (SQLite file or Postgres).
+        outbox: Where recorded messages go (see above).
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, outbox: Literal["stream", "table"] = "stream") -> None:
+        if outbox not in ("stream", "table"):
+            raise ValueError(f"outbox must be 'stream' or 'table', got {outbox!r}")
         self._db = db
+        self._outbox = outbox
+        self._insert_outbox = (wf_stream if outbox == "stream" else wf_outbox).insert()
+        # Postgres hands out BIGSERIAL positions at insert, not at commit: see
+        # SqlStream.publish for why publishers to wf_stream serialise on this lock. It is
+        # taken last in the transaction, so it is held only for the insert and COMMIT.
+        self._lock_stream = (
+            text(f"LOCK TABLE {wf_stream.name} IN EXCLUSIVE MODE")
+            if outbox == "stream" and not db.is_sqlite else None
+        )
         self._insert: Callable[..., Any] = sqlite_insert if db.is_sqlite else postgres_insert
         # Built once: a statement built per call pays SQLAlchemy's cache-key walk every
         # time (measured at a third of an append's time in bench/storage.py).
@@ -112,13 +160,37 @@ class SqlEventStore:
         expected_version: int,
         summary: RunSummary,
         fencing_token: int | None = None,
+        messages: Sequence[Message] = (),
     ) -> int:
+        version, _ = await self.append_reporting(
+            events, expected_version=expected_version, summary=summary,
+            fencing_token=fencing_token, messages=messages)
+        return version
+
+    async def append_reporting(
+        self,
+        events: Sequence[EventEnvelope],
+        *,
+        expected_version: int,
+        summary: RunSummary,
+        fencing_token: int | None = None,
+        messages: Sequence[Message] = (),
+    ) -> tuple[int, bool]:
+        """``append``, also saying whether this call recorded ``messages``.
+
+        False when the batch was recognised as already stored (a retry): its messages
+        were recorded by the first attempt, and a relay's fast path must not publish
+        this call's copies.
+        """
         batch = _rows.validated_batch(events, expected_version, summary)
         rows = [_rows.event_row(e) for e in batch]
         run_row = _rows.run_row(summary, fencing_token)
+        outbox = self._outbox_rows(messages)
         try:
             async with self._db.transaction() as conn:
-                return await self._append(conn, rows, expected_version, summary, run_row)
+                version = await self._append(conn, rows, expected_version, summary, run_row,
+                                             outbox)
+            return version, outbox.written
         except sa_exc.IntegrityError as e:
             if not is_unique_violation(e):
                 raise
@@ -137,11 +209,12 @@ class SqlEventStore:
         expected_version: int,
         summary: RunSummary,
         run_row: dict[str, Any],
+        outbox: _Outbox,
     ) -> int:
         keys = {"w_tenant": summary.tenant, "w_run_id": summary.run_id}
         if expected_version > 0:
             fast = await self._append_existing(conn, rows, expected_version, summary, run_row,
-                                               keys)
+                                               keys, outbox)
             if fast is not None:
                 return fast
         row = (await conn.execute(self._run_head, keys)).one_or_none()
@@ -164,11 +237,11 @@ class SqlEventStore:
         else:
             await conn.execute(self._update_run, {**run_row, **keys})
         had_index = row is not None and bool(row.waits or row.human_tasks)
-        return await self._write_events(conn, rows, summary, had_index=had_index)
+        return await self._write_events(conn, rows, summary, outbox, had_index=had_index)
 
     async def _write_events(
-        self, conn: AsyncConnection, rows: list[dict[str, Any]], summary: RunSummary, *,
-        had_index: bool,
+        self, conn: AsyncConnection, rows: list[dict[str, Any]], summary: RunSummary,
+        outbox: _Outbox, *, had_index: bool,
     ) -> int:
         """What every append does once its run row is written: events, then the lookups."""
         await check_task_ids_free(conn, summary)
@@ -181,7 +254,39 @@ class SqlEventStore:
         # action finishing, a step starting) leave both empty, and skip the DELETEs.
         if had_index or summary.waits or summary.human_tasks:
             await replace_index(conn, summary, had_index=had_index)
+        await self._write_outbox(conn, outbox)
         return summary.version
+
+    def _outbox_rows(self, messages: Sequence[Message]) -> _Outbox:
+        if not messages:
+            return _Outbox([])
+        # published_at/created_at are informational (nothing orders by them): wall time.
+        now = micros(datetime.now(UTC))
+        if self._outbox == "stream":
+            return _Outbox([{"message_id": m.id, "kind": m.kind, "tenant": m.tenant,
+                             "run_id": m.run_id, "body": m.body, "published_at": now}
+                            for m in messages])
+        return _Outbox([{"message_id": m.id, "message": message_to_json(m), "created_at": now}
+                        for m in messages])
+
+    async def _write_outbox(self, conn: AsyncConnection, outbox: _Outbox) -> None:
+        outbox.written = True
+        if not outbox.rows:
+            return
+        if self._lock_stream is not None:
+            await conn.execute(self._lock_stream)
+        await conn.execute(self._insert_outbox, outbox.rows)
+
+    async def record_messages(
+        self, messages: Sequence[Message], *, audit: AuditRecord | None = None
+    ) -> None:
+        outbox = self._outbox_rows(messages)
+        if not outbox.rows and audit is None:
+            return
+        async with self._db.transaction() as conn:
+            if audit is not None:
+                await conn.execute(wf_audit.insert().values(_rows.audit_row(audit)))
+            await self._write_outbox(conn, outbox)
 
     async def _append_existing(
         self,
@@ -191,6 +296,7 @@ class SqlEventStore:
         summary: RunSummary,
         run_row: dict[str, Any],
         keys: dict[str, Any],
+        outbox: _Outbox,
     ) -> int | None:
         """The common append in two statements; None sends the caller down the full path.
 
@@ -205,7 +311,8 @@ class SqlEventStore:
         hit = (await conn.execute(self._fast_update, params)).one_or_none()
         if hit is None:
             return None
-        return await self._write_events(conn, rows, summary, had_index=bool(hit.had_index))
+        return await self._write_events(conn, rows, summary, outbox,
+                                        had_index=bool(hit.had_index))
 
     async def read(
         self, tenant: str, run_id: str, *, after: int = 0, upto: int | None = None

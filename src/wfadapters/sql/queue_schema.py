@@ -27,6 +27,7 @@ __all__ = [
     "message_to_json",
     "require_aware",
     "wf_leases",
+    "wf_outbox",
     "wf_scheduled",
     "wf_stream",
     "wf_stream_dead",
@@ -76,6 +77,19 @@ wf_stream_dead = Table(
     Column("consumer", String(200), nullable=False),
     Column("delivery_count", Integer, nullable=False),
     Column("dead_at", BigInteger, nullable=False),
+)
+
+# The outbox of a Postgres + Redis deployment: messages recorded in the transaction of
+# the append that caused them, kept until the relay has seen them handled on Redis (see
+# wfapps.relay). With the SQL stream the outbox is wf_stream itself and this stays empty.
+wf_outbox = Table(
+    "wf_outbox",
+    metadata,
+    Column("position", Position, primary_key=True, autoincrement=True),
+    Column("message_id", String(200), nullable=False),
+    Column("message", Json, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 wf_leases = Table(

@@ -2,7 +2,7 @@
 
 One schema for both dialects. Times are integer microseconds since the Unix epoch, UTC:
 SQLite has no timezone-aware type, and integers compare and sort the same everywhere.
-JSON columns are JSONB on Postgres (indexable, compact) and JSON text on SQLite.
+JSON columns are JSON text on both dialects: documents read back exactly as written.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from wfadapters.sql.types import Json, Position
 
 __all__ = [
     "wf_action_results",
+    "wf_api_keys",
     "wf_audit",
     "wf_definitions",
     "wf_events",
@@ -154,3 +155,16 @@ wf_audit = Table(
 Index("ix_wf_audit_tenant_position", wf_audit.c.tenant, wf_audit.c.position)
 Index("ix_wf_audit_tenant_kind_position", wf_audit.c.tenant, wf_audit.c.kind,
       wf_audit.c.position)
+
+# API keys of the HTTP API: the SHA-256 of each key, never the key itself.
+wf_api_keys = Table(
+    "wf_api_keys",
+    metadata,
+    Column("key_id", _Id, primary_key=True),
+    Column("tenant", _Id, nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+Index("ix_wf_api_keys_tenant", wf_api_keys.c.tenant)

@@ -1,0 +1,198 @@
+"""Contract of the transactional outbox: messages are recorded with the write that causes them.
+
+Each backend yields an ``OutboxHarness``: its ports (the event store records messages, the
+stream delivers them) and ``relay``, which moves recorded messages to the stream where the
+backend needs a relay (Postgres + Redis) and does nothing where the stream is the outbox.
+The suite checks the store-level rule (a message is delivered if and only if its write
+committed) and the engine-level one (a crash right after an append loses no message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, cast
+
+import pytest
+
+from tests.contract.engine_helpers import T0, RecordingActions, action, doc, register, ret
+from tests.contract.engine_helpers import TENANT as ENGINE_TENANT
+from tests.contract.helpers import TENANT, audit, envelope, envelopes, message, summary
+from wfadapters.memory import ManualClock
+from wfdomain.errors import ConcurrencyConflictError, StorageUnavailableError
+from wfdomain.ports import EventStore
+from wfdomain.records import EventEnvelope, Message, ScheduledMessage
+from wfdomain.runtime import Ports, Runtime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxHarness:
+    """A backend's ports plus the relay step it needs (a no-op without a relay)."""
+
+    ports: Ports
+    relay: Callable[[], Awaitable[int]]
+
+
+async def delivered(h: OutboxHarness, group: str = "g") -> list[Message]:
+    """Relay, then consume everything the group has not seen yet."""
+    await h.relay()
+    out: list[Message] = []
+    while batch := await h.ports.stream.consume(group, "c", count=100):
+        out.extend(d.message for d in batch)
+    return out
+
+
+class _CrashAfterAppend:
+    """An event store whose first append commits and then 'crashes' the caller."""
+
+    def __init__(self, inner: EventStore) -> None:
+        self._inner = inner
+        self.crashed = False
+
+    async def append(self, events: Sequence[EventEnvelope], **kw: Any) -> int:
+        version = await self._inner.append(events, **kw)
+        if not self.crashed:
+            self.crashed = True
+            raise SystemExit("the process died right after the append committed")
+        return version
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _RecordingFails:
+    """An event store that cannot record messages (its database is down)."""
+
+    def __init__(self, inner: EventStore) -> None:
+        self._inner = inner
+
+    async def record_messages(self, messages: Sequence[Message], **kw: Any) -> None:
+        raise StorageUnavailableError("the database is down")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class OutboxContract:
+    """Behaviour every backend's outbox must show. Subclasses override ``outbox``."""
+
+    @pytest.fixture
+    def clock(self) -> ManualClock:
+        return ManualClock(T0)
+
+    @pytest.fixture
+    async def outbox(self, clock: ManualClock) -> AsyncIterator[OutboxHarness]:
+        raise NotImplementedError
+        yield  # noqa: PT022  (typed as a generator so backends can add teardown)
+
+    # -- the store-level rule ------------------------------------------------------------
+
+    async def test_append_delivers_its_messages(self, outbox: OutboxHarness) -> None:
+        events = outbox.ports.events
+        await events.append(envelopes("run-1", 1, 1), expected_version=0,
+                            summary=summary("run-1", 1), messages=[message(1), message(2)])
+        assert await delivered(outbox) == [message(1), message(2)]
+
+    async def test_conflicting_append_delivers_nothing(self, outbox: OutboxHarness) -> None:
+        events = outbox.ports.events
+        await events.append(envelopes("run-1", 1, 1), expected_version=0,
+                            summary=summary("run-1", 1))
+        with pytest.raises(ConcurrencyConflictError):
+            await events.append([envelope("run-1", 1, data={"other": True})],
+                                expected_version=0, summary=summary("run-1", 1),
+                                messages=[message(1)])
+        assert await delivered(outbox) == []
+
+    async def test_fenced_out_append_delivers_nothing(self, outbox: OutboxHarness) -> None:
+        events = outbox.ports.events
+        await events.append(envelopes("run-1", 1, 1), expected_version=0,
+                            summary=summary("run-1", 1), fencing_token=5)
+        with pytest.raises(ConcurrencyConflictError):
+            await events.append(envelopes("run-1", 2, 2), expected_version=1,
+                                summary=summary("run-1", 2), fencing_token=4,
+                                messages=[message(1)])
+        assert await delivered(outbox) == []
+
+    async def test_retried_append_records_its_messages_once(self, outbox: OutboxHarness) -> None:
+        events = outbox.ports.events
+        for _ in range(2):
+            await events.append(envelopes("run-1", 1, 1), expected_version=0,
+                                summary=summary("run-1", 1), messages=[message(1)])
+        assert await delivered(outbox) == [message(1)]
+
+    async def test_recorded_messages_are_delivered_with_their_audit(
+        self, outbox: OutboxHarness
+    ) -> None:
+        record = audit("event.submitted", n=1)
+        await outbox.ports.events.record_messages([message(1, run_id=None)], audit=record)
+        assert await delivered(outbox) == [message(1, run_id=None)]
+        listed = await outbox.ports.audit.list_audit(TENANT)
+        assert [(r.kind, r.data) for r in listed] == [("event.submitted", {"n": 1})]
+
+    async def test_every_group_gets_recorded_messages(self, outbox: OutboxHarness) -> None:
+        await outbox.ports.events.record_messages([message(1)])
+        assert await delivered(outbox, "g1") == await delivered(outbox, "g2") == [message(1)]
+
+    async def test_relay_does_not_deliver_twice(self, outbox: OutboxHarness) -> None:
+        await outbox.ports.events.record_messages([message(1), message(2)])
+        first = await delivered(outbox)
+        assert await delivered(outbox) == []
+        assert first == [message(1), message(2)]
+
+    # -- the engine-level rule -----------------------------------------------------------
+
+    async def test_crash_right_after_an_append_loses_no_message(
+        self, outbox: OutboxHarness
+    ) -> None:
+        actions = RecordingActions()
+        crashing = _CrashAfterAppend(outbox.ports.events)
+        doomed = Runtime(replace(outbox.ports, events=cast(EventStore, crashing)),
+                         actions.registry)
+        survivor = Runtime(outbox.ports, actions.registry)
+        await register(survivor, doc("one", [action("double", {"n": 2}, id="a"),
+                                             ret("steps.a.n")]))
+        with pytest.raises(SystemExit):
+            await doomed.start_run(ENGINE_TENANT, "one", run_id="run-1")
+        for _ in range(20):
+            await outbox.relay()
+            if not await survivor.run_until_idle():
+                break
+        run = await survivor.get_run(ENGINE_TENANT, "run-1")
+        assert (run.status, actions.count("double")) == ("completed", 1)
+
+    async def test_crash_after_a_step_append_loses_no_action(
+        self, outbox: OutboxHarness
+    ) -> None:
+        actions = RecordingActions()
+        runtime = Runtime(outbox.ports, actions.registry)
+        await register(runtime, doc("one", [action("double", {"n": 2}, id="a"),
+                                            ret("steps.a.n")]))
+        await runtime.start_run(ENGINE_TENANT, "one", run_id="run-1")
+        await outbox.relay()
+        crashing = _CrashAfterAppend(outbox.ports.events)
+        doomed = Runtime(replace(outbox.ports, events=cast(EventStore, crashing)),
+                         actions.registry)
+        # The first message (advance) makes the run schedule the action; the append that
+        # records it commits and the worker dies before acking or doing anything else.
+        with pytest.raises(SystemExit):
+            await doomed.work_once()
+        assert actions.count() == 0
+        for _ in range(20):
+            await outbox.relay()
+            if not await runtime.run_until_idle():
+                break
+        run = await runtime.get_run(ENGINE_TENANT, "run-1")
+        assert (run.status, actions.count("double")) == ("completed", 1)
+
+    async def test_due_timer_that_cannot_be_recorded_fires_later(
+        self, outbox: OutboxHarness
+    ) -> None:
+        now = outbox.ports.clock.now()
+        await outbox.ports.scheduler.schedule(ScheduledMessage(key="t1", due_at=now,
+                                                               message=message(1)))
+        broken = replace(outbox.ports, events=cast(EventStore, _RecordingFails(
+            outbox.ports.events)))
+        with pytest.raises(StorageUnavailableError):
+            await Runtime(broken, RecordingActions().registry).tick()
+        assert await Runtime(outbox.ports, RecordingActions().registry).tick() == 1
+        assert await delivered(outbox) == [message(1)]
