@@ -39,7 +39,7 @@ from wfdomain.errors import (
     InputValidationError,
     RunFinishedError,
 )
-from wfdomain.expressions import ExpressionLimits, compile_expression
+from wfdomain.expressions import IN_PROCESS, ExpressionEvaluator, ExpressionLimits
 from wfdomain.schema import validate_against_schema
 from wfdomain.state import RunState, apply_in_place, position_of
 
@@ -48,10 +48,16 @@ __all__ = ["DecisionContext", "decide", "evaluate", "render", "truthy"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DecisionContext:
-    """Values from outside a decision: the logical time and the expression limits."""
+    """Values from outside a decision: the logical time, expression limits and evaluator.
+
+    ``evaluator`` runs every expression; the default evaluates in the calling thread. An
+    isolating evaluator blocks on another process, so call ``decide`` off the event loop
+    when its ``blocking`` is true (the runtime does).
+    """
 
     now: datetime
     limits: ExpressionLimits | None = None
+    evaluator: ExpressionEvaluator = IN_PROCESS
 
 
 def truthy(value: Any) -> bool:
@@ -66,7 +72,7 @@ def evaluate(
 ) -> Any:
     """Evaluate one expression under the contract; failures carry ``path``."""
     try:
-        return compile_expression(source, path=path).evaluate(data, now=ctx.now, limits=ctx.limits)
+        return ctx.evaluator.evaluate(source, data, now=ctx.now, path=path, limits=ctx.limits)
     except ExpressionError as e:
         if e.path is None:
             raise ExpressionError(e.message, code=e.code, path=path, details=e.details) from e

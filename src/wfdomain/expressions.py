@@ -9,38 +9,45 @@ Expressions are JSONata (jsonata-python, pinned) with a safety layer on top:
   with RE2 so they run in linear time.
 * At each evaluation: a fresh time and depth box, a lowered range cap, the deterministic
   ``$nowIso()`` bound to the logical time passed in, denied built-ins bound to nothing as a
-  backstop, input and output copied to plain JSON values, and an output size cap.
+  backstop, input checked and output converted to plain JSON values, and an output size cap.
 
 Every failure is an :class:`~wfdomain.errors.ExpressionError` with a stable code from
 :class:`ExpressionCode`; no raw exception escapes. The guardrails count AST steps, so
-native work inside one built-in (a huge ``$join``) is only bounded by the caps around it;
-callers evaluating untrusted expressions should still isolate evaluation in a process.
+native work inside one built-in (a huge ``$join``) is only bounded by the caps around it.
+An :class:`ExpressionEvaluator` decides where evaluation runs: :data:`IN_PROCESS` (the
+default) in the caller's thread, or an isolating evaluator (``wfadapters.isolation``) in a
+pool of worker processes with a memory limit and a hard deadline, which runs this same
+module.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-import json
-import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import re2
-from jsonata import Functions, JException, Jsonata, Parser, Tokenizer
+from jsonata import Functions, JException, Jsonata, Parser, Timebox
 
 from wfdomain.errors import ExpressionError
+from wfdomain.expression_syntax import SOURCE_TAIL, normalize, scan
+from wfdomain.expression_values import json_document, json_result
 
 __all__ = [
     "ALLOWED_FUNCTIONS",
     "CONTRACT_FUNCTIONS",
     "CompiledExpression",
     "ExpressionCode",
+    "ExpressionEvaluator",
     "ExpressionLimits",
+    "IN_PROCESS",
+    "InProcessEvaluator",
     "check_expression",
     "compile_expression",
+    "evaluation_input",
     "iso_millis",
     "normalize",
 ]
@@ -57,10 +64,12 @@ class ExpressionCode:
     RANGE_TOO_LARGE = "EXPR_RANGE_TOO_LARGE"
     MEMORY_LIMIT = "EXPR_MEMORY_LIMIT"
     OUTPUT_TOO_LARGE = "EXPR_OUTPUT_TOO_LARGE"
+    INPUT_TOO_LARGE = "EXPR_INPUT_TOO_LARGE"
     TOO_LONG = "EXPR_TOO_LONG"
     REGEX_NOT_ALLOWED = "EXPR_REGEX_NOT_ALLOWED"
     EVALUATION = "EXPR_EVALUATION_FAILED"
     INVALID = "EXPR_INVALID"
+    ISOLATION_FAILED = "EXPR_ISOLATION_FAILED"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,6 +82,8 @@ class ExpressionLimits:
         max_depth: Deepest nesting of AST evaluation (recursion) in one evaluation.
         max_output_bytes: Largest result, measured as compact UTF-8 JSON.
         max_range: Most elements one range operator (``[a..b]``) may allocate.
+        max_input_bytes: Largest document an evaluation reads, as approximate compact JSON.
+        max_input_depth: Deepest nesting of objects and arrays in that document.
     """
 
     max_source_length: int = 4096
@@ -80,6 +91,8 @@ class ExpressionLimits:
     max_depth: int = 200
     max_output_bytes: int = 1_000_000
     max_range: int = 100_000
+    max_input_bytes: int = 16_000_000
+    max_input_depth: int = 64
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -121,96 +134,6 @@ _RESERVED_PREFIX: Final = "__"
 _CACHE_SIZE: Final = 2048
 
 
-# ---------------------------------------------------------------------------------- normalize
-
-
-def _no_regex(pattern: str, flags: Any) -> None:
-    """A regex engine for scanning only: regex literals are skipped, not compiled."""
-    return None
-
-
-# jsonata's tokenizer indexes past the end when a source ends with a comment (IndexError);
-# a trailing newline is insignificant whitespace that avoids it.
-_TAIL: Final = "\n"
-_OPERAND_END: Final = frozenset({"name", "variable", "number", "string", "value", "regex"})
-
-
-def _tokens(source: str) -> Iterator[Any]:
-    """Yield jsonata's tokens of ``source`` (token positions are where each token ends).
-
-    The tokenizer needs to know whether ``/`` starts a regex or divides; like the parser,
-    it divides after an operand and starts a regex after an operator.
-    """
-    lexer = Tokenizer(source + _TAIL, _no_regex)
-    after_operand = False
-    while (token := lexer.next(after_operand)) is not None:
-        yield token
-        if token.type in _OPERAND_END or token.value in (")", "]", "}"):
-            after_operand = True
-        elif token.value in ("*", "**", "%"):
-            after_operand = not after_operand  # wildcard / parent when an operand was due
-        else:
-            after_operand = False
-
-
-def _scan(source: str) -> tuple[str, frozenset[str]]:
-    """Normalise ``==`` and collect the name of every ``$name`` token.
-
-    A source the tokenizer rejects is returned unchanged: compiling it reports the error.
-    Results are cached for sources up to the default length cap.
-    """
-    if len(source) <= _DEFAULT_LIMITS.max_source_length:
-        return _scan_cached(source)
-    return _scan_uncached(source)
-
-
-def _scan_uncached(source: str) -> tuple[str, frozenset[str]]:
-    cuts: list[int] = []
-    names: set[str] = set()
-    previous: Any = None
-    try:
-        for token in _tokens(source):
-            if token.type == "variable":
-                names.add(str(token.value))
-            elif (
-                token.type == "operator"
-                and token.value == "="
-                and previous is not None
-                and previous.type == "operator"
-                and previous.value == "="
-                and token.position == previous.position + 1
-            ):
-                cuts.append(token.position - 1)
-                token = None  # `===`: pair greedily, the third `=` stays
-            previous = token
-    except Exception:
-        return source, frozenset()
-    pieces, start = [], 0
-    for cut in cuts:
-        pieces.append(source[start:cut])
-        start = cut + 1
-    pieces.append(source[start:])
-    return "".join(pieces), frozenset(names)
-
-
-_scan_cached: Final = functools.lru_cache(maxsize=_CACHE_SIZE)(_scan_uncached)
-
-
-def normalize(source: str) -> str:
-    """Rewrite the equality operator ``==`` to JSONata's ``=``, token by token.
-
-    String literals, comments, regex literals and ``!=``/``<=``/``>=``/``:=`` are left as
-    they are. A source the tokenizer rejects is returned unchanged.
-
-    Args:
-        source: A JSONata expression as written by a workflow author.
-
-    Returns:
-        The normalised source.
-    """
-    return _scan(source)[0]
-
-
 # ------------------------------------------------------------------------------------ compile
 
 
@@ -224,6 +147,38 @@ _RE2_OPTIONS: Final = re2.Options()
 _RE2_OPTIONS.log_errors = False  # refusals are reported as ExpressionError, not on stderr
 
 
+class _Budget:
+    """One evaluation's time and depth bounds, called by jsonata at every AST node.
+
+    jsonata's own ``Timebox`` reads the clock on every node entry and exit, a sixth of the
+    time of a small evaluation; this one checks depth at every entry and the clock at every
+    eighth, so the timeout may overshoot by the time of eight AST steps.
+    """
+
+    __slots__ = ("deadline", "depth", "max_depth", "steps", "timeout_ms")
+
+    def __init__(self, limits: ExpressionLimits) -> None:
+        self.timeout_ms = limits.timeout_ms
+        self.max_depth = limits.max_depth
+        self.deadline = Timebox.current_milli_time() + limits.timeout_ms
+        self.depth = 0
+        self.steps = 0
+
+    def enter(self, expr: Any, input: Any, env: Any) -> None:
+        if env.is_parallel_call:
+            return
+        self.depth += 1
+        if self.depth > self.max_depth:
+            raise JException("D1011", -1)
+        self.steps += 1
+        if not self.steps & 7 and Timebox.current_milli_time() > self.deadline:
+            raise JException("D1012", -1, self.timeout_ms)
+
+    def leave(self, expr: Any, input: Any, env: Any, result: Any) -> None:
+        if not env.is_parallel_call:
+            self.depth -= 1
+
+
 class _BoundedJsonata(Jsonata):  # type: ignore[misc]
     """jsonata with a lower range cap, read from the instance at evaluation time.
 
@@ -233,6 +188,14 @@ class _BoundedJsonata(Jsonata):  # type: ignore[misc]
     """
 
     max_range: int = _DEFAULT_LIMITS.max_range
+
+    def __init__(self, source: str, regex_engine: Any) -> None:
+        super().__init__(source, regex_engine)
+        # The run-time backstop, bound once in the expression's own environment (shared by
+        # every per-call copy): denied built-ins are nothing, $toMillis takes no picture.
+        for name in _DENIED:
+            self.environment.bind(name, None)
+        self.environment.bind("toMillis", _TO_MILLIS)
 
     def evaluate_range_expression(self, lhs: Any, rhs: Any) -> Any:
         if (
@@ -313,7 +276,7 @@ def _compile(normalized: str) -> _BoundedJsonata:
     """Parse and check a normalised source. Raises ExpressionError without a path."""
     previous = _current_instance()
     try:
-        program = _BoundedJsonata(normalized + _TAIL, _re2_engine)
+        program = _BoundedJsonata(normalized + SOURCE_TAIL, _re2_engine)
     except JException as exc:
         raise ExpressionError(
             f"syntax error: {exc}",
@@ -344,7 +307,7 @@ def _compile(normalized: str) -> _BoundedJsonata:
         ) from None
     finally:  # constructing an instance makes it the thread's current one: undo that
         _restore_current_instance(previous)
-    _check_names(frozenset(_ast_names(program.ast)) | _scan(normalized)[1])
+    _check_names(frozenset(_ast_names(program.ast)) | scan(normalized)[1])
     return program
 
 
@@ -418,6 +381,16 @@ def _to_millis_without_picture(timestamp: Any = None, picture: Any = None) -> An
 _TO_MILLIS: Final = Jsonata.JFunction(Jsonata.JLambda(_to_millis_without_picture), "<s-s?:n>")
 
 
+@functools.lru_cache(maxsize=256)
+def _now_iso_function(stamp: str) -> Any:
+    """``$nowIso`` returning ``stamp``; shared by the evaluations of one logical time.
+
+    Building a signed jsonata function parses its signature (microseconds); the decisions
+    of one input evaluate many expressions at the same time.
+    """
+    return Jsonata.JFunction(Jsonata.JLambda(lambda: stamp), "<:s>")
+
+
 def iso_millis(now: datetime) -> str:
     """Render an aware time as ``$nowIso()`` returns it: UTC, milliseconds, ``Z``."""
     if not isinstance(now, datetime) or now.utcoffset() is None:
@@ -429,38 +402,6 @@ def iso_millis(now: datetime) -> str:
         f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
         f"{utc.second:02d}.{utc.microsecond // 1000:03d}Z"
     )
-
-
-_INVALID: Final = ExpressionCode.INVALID
-_FUNCTION_TYPES: Final = (Parser.Symbol, Jsonata.JFunctionCallable)
-
-
-def _plain(value: Any, where: str) -> Any:
-    """Copy ``value`` into plain JSON types (dict, list, str, int, float, bool, None)."""
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ExpressionError(f"{where} is {value}, not a JSON number", code=_INVALID)
-        return value
-    if isinstance(value, Mapping):
-        plain: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ExpressionError(f"{where} has a non-string key {key!r}", code=_INVALID)
-            plain[key] = _plain(item, f"{where}.{key}")
-        return plain
-    if isinstance(value, list | tuple):  # includes jsonata's sequence and range lists
-        return [_plain(item, f"{where}[{index}]") for index, item in enumerate(value)]
-    if Functions.is_regex(value):
-        kind = "a regex"
-    elif callable(value) or isinstance(value, _FUNCTION_TYPES):
-        kind = "a function"
-    else:
-        kind = f"a {type(value).__name__}"
-    raise ExpressionError(f"{where} is {kind}, not a JSON value", code=_INVALID)
 
 
 def _evaluation_error(exc: JException, limits: ExpressionLimits) -> ExpressionError:
@@ -508,8 +449,8 @@ class CompiledExpression:
 
         Args:
             data: JSON-like input (mappings, lists or tuples, str, int, float, bool, None),
-                e.g. ``{"input": ..., "state": ..., "steps": ...}``. It is copied, never
-                mutated.
+                e.g. ``{"input": ..., "state": ..., "steps": ...}``. It is never mutated,
+                and the result never shares objects with it.
             now: The logical time (timezone-aware) that ``$nowIso()`` returns, as
                 ``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC.
             limits: Bounds for this evaluation; defaults to the compile-time limits.
@@ -556,31 +497,120 @@ class CompiledExpression:
 
     def _evaluate(self, data: Any, now: datetime, limits: ExpressionLimits) -> Any:
         stamp = iso_millis(now)
-        document = _plain(data, "data")
+        document = json_document(data, max_bytes=limits.max_input_bytes,
+                                 max_depth=limits.max_input_depth)
         frame = Jsonata.Frame(None)
         # Bounds per evaluation, never on the constructor: the constructor's clock starts at
         # compile time and its depth counter leaks across failed evaluations.
-        frame.set_runtime_bounds(limits.timeout_ms, limits.max_depth)
-        frame.bind("nowIso", Jsonata.JFunction(Jsonata.JLambda(lambda: stamp), "<:s>"))
-        frame.bind("toMillis", _TO_MILLIS)
-        for name in _DENIED:
-            frame.bind(name, None)
+        budget = _Budget(limits)
+        frame.bind("__evaluate_entry", budget.enter)
+        frame.bind("__evaluate_exit", budget.leave)
+        frame.bind("nowIso", _now_iso_function(stamp))
         runner = copy.copy(self._program)  # per call: jsonata keeps evaluation state on it
         runner.max_range = limits.max_range
-        runner.set_validate_input(False)  # _plain has checked and copied the input
+        runner.validate_input = False  # json_document has checked the input
+        runner.output_convert_nulls = False  # json_result converts without mutating
         previous = _current_instance()
         Jsonata.CURRENT.jsonata = runner
         try:
             raw = runner.evaluate(document, frame)
         finally:
             _restore_current_instance(previous)
-        result = _plain(raw, "result")
-        text = json.dumps(result, ensure_ascii=False, separators=(",", ":"))
-        size = len(text.encode("utf-8", "surrogatepass"))
-        if size > limits.max_output_bytes:
-            raise ExpressionError(
-                f"result is {size} bytes of JSON, the limit is {limits.max_output_bytes}",
-                code=ExpressionCode.OUTPUT_TOO_LARGE,
-                details={"size": size, "limit": limits.max_output_bytes},
-            )
-        return result
+        return json_result(raw, limits.max_output_bytes)
+
+
+def evaluation_input(
+    data: Any, now: datetime, *, path: str | None = None, limits: ExpressionLimits | None = None
+) -> Any:
+    """Check an evaluation's input as :meth:`CompiledExpression.evaluate` does, first.
+
+    For evaluators that ship the input elsewhere: the same checks, in the same order, so
+    they raise the same errors before anything is sent.
+
+    Args:
+        data: The document the expression reads.
+        now: The logical time of the evaluation.
+        path: Carried by the error.
+        limits: The caps (the defaults when None).
+
+    Returns:
+        The document as plain JSON types (``data`` itself when it already is).
+
+    Raises:
+        ExpressionError: ``EXPR_INVALID`` (``now`` naive, ``data`` not JSON),
+            ``EXPR_INPUT_TOO_LARGE`` or ``EXPR_DEPTH_EXCEEDED`` (``data`` past the caps).
+    """
+    caps = limits or _DEFAULT_LIMITS
+    try:
+        iso_millis(now)
+        return json_document(data, max_bytes=caps.max_input_bytes,
+                             max_depth=caps.max_input_depth)
+    except ExpressionError as error:
+        raise _with_path(error, path) from None
+    except RecursionError:
+        raise ExpressionError(
+            "evaluation nested too deeply", code=ExpressionCode.DEPTH_EXCEEDED, path=path
+        ) from None
+
+
+class ExpressionEvaluator(Protocol):
+    """Where and how contract expressions run: the seam between decide and isolation.
+
+    Every implementation gives the result :func:`compile_expression` followed by
+    :meth:`CompiledExpression.evaluate` gives, or raises an ``ExpressionError`` with the
+    same code; only an isolating evaluator adds ``EXPR_TIMEOUT`` / ``EXPR_MEMORY_LIMIT``
+    for work it had to kill, and ``EXPR_ISOLATION_FAILED``.
+    """
+
+    @property
+    def blocking(self) -> bool:
+        """Whether ``evaluate`` waits on another process; if so, call it off the event loop."""
+        ...
+
+    def evaluate(
+        self,
+        source: str,
+        data: Any,
+        *,
+        now: datetime,
+        path: str | None = None,
+        limits: ExpressionLimits | None = None,
+    ) -> Any:
+        """Compile ``source`` under the contract and evaluate it against ``data``.
+
+        Args:
+            source: The expression as written.
+            data: JSON-like input document.
+            now: The logical time ``$nowIso()`` returns.
+            path: Where the expression lives in its definition; carried by every error.
+            limits: Evaluation bounds; the contract's defaults when None.
+
+        Returns:
+            The result as plain JSON values.
+
+        Raises:
+            ExpressionError: Any code of :class:`ExpressionCode`.
+        """
+        ...
+
+
+class InProcessEvaluator:
+    """Evaluates in the calling thread: the default evaluator, and the one workers run."""
+
+    blocking = False
+
+    def evaluate(
+        self,
+        source: str,
+        data: Any,
+        *,
+        now: datetime,
+        path: str | None = None,
+        limits: ExpressionLimits | None = None,
+    ) -> Any:
+        """Compile (cached) and evaluate; see :meth:`ExpressionEvaluator.evaluate`."""
+        return compile_expression(source, path=path).evaluate(data, now=now, limits=limits)
+
+
+IN_PROCESS: Final[ExpressionEvaluator] = InProcessEvaluator()
+"""The default evaluator: in the caller's thread, bounded by the cooperative guardrails."""

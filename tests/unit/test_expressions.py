@@ -6,28 +6,34 @@ Also regression tests for the jsonata-python 0.7.1 traps the contract works arou
 
 from __future__ import annotations
 
+import ast
 import json
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jsonata import Jsonata, Timebox
+from jsonata import JException, Jsonata, Timebox
 
 from wfdomain import expressions
+from wfdomain.decide import DecisionContext
 from wfdomain.errors import ExpressionError
 from wfdomain.expressions import (
     ALLOWED_FUNCTIONS,
     CONTRACT_FUNCTIONS,
+    IN_PROCESS,
     CompiledExpression,
     ExpressionCode,
     ExpressionLimits,
     check_expression,
     compile_expression,
+    evaluation_input,
     normalize,
 )
 
@@ -513,3 +519,197 @@ def test_evaluate_raises_only_expression_errors(data: Any, compiled: CompiledExp
 )
 def test_compile_raises_only_expression_errors(source: str) -> None:
     assert outcome(source, DATA) in {"ok", *CONTRACT_CODES}
+
+
+# ----------------------------------------------------------------------- upstream traps
+# jsonata-python 0.7.1 behaviour the contract works around (notes B.1.4, traps 1-5). Each
+# test pins the raw library behaviour: when an upgrade changes one, it fails here, and the
+# workaround can be reviewed (kept, simplified or dropped).
+
+
+class FakeClock:
+    """A controllable ``Timebox.current_milli_time``."""
+
+    def __init__(self, start: int = 1_000_000) -> None:
+        self.now = start
+        self.step = 0  # added at every reading
+
+    def __call__(self) -> int:
+        self.now += self.step
+        return self.now
+
+
+@pytest.fixture
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    clock = FakeClock()
+    monkeypatch.setattr(Timebox, "current_milli_time", staticmethod(clock))
+    return clock
+
+
+class TestUpstreamTraps:
+    def test_1_constructor_timeout_clock_starts_at_construction(
+        self, fake_clock: FakeClock
+    ) -> None:
+        compiled = Jsonata("a + 1", timeout=500, stack=100)
+        fake_clock.now += 700  # the expression sits in a cache for 0.7 s
+        with pytest.raises(JException) as caught:
+            compiled.evaluate({"a": 1})
+        assert caught.value.error == "D1012"
+
+    def test_2_constructor_depth_counter_leaks_on_exceptions(self) -> None:
+        compiled = Jsonata('fail ? $error("x") : value', timeout=None, stack=60)
+        for _ in range(40):
+            with pytest.raises(JException):
+                compiled.evaluate({"fail": True})
+        with pytest.raises(JException) as caught:
+            compiled.evaluate({"fail": False, "value": 7})
+        assert caught.value.error == "D1011"
+
+    def test_3_an_expression_can_switch_the_guardrails_off(self, fake_clock: FakeClock) -> None:
+        fake_clock.step = 50  # ms per guardrail check: the 11th check is over 500 ms
+        guarded = "$sum([1..20].($ * 2))"
+        with pytest.raises(JException) as caught:
+            Jsonata(guarded, timeout=500, stack=100).evaluate(None)
+        assert caught.value.error == "D1012"
+        unguarded = f"($__evaluate_entry := $nope; $__evaluate_exit := $nope; {guarded})"
+        assert Jsonata(unguarded, timeout=500, stack=100).evaluate(None) == 420
+        with pytest.raises(TypeError):  # bound to null instead: a raw TypeError (trap 5)
+            Jsonata(f"($__evaluate_entry := null; {guarded})", timeout=500).evaluate(None)
+
+    def test_4_now_and_millis_read_the_last_constructed_instance(
+        self, fake_clock: FakeClock
+    ) -> None:
+        first = Jsonata("$millis()")
+        fake_clock.now = 2_000_000
+        last = Jsonata("1")
+        fake_clock.now = 9_000_000
+        assert first.evaluate(None) == 2_000_000  # the other instance's stamp, 7 s stale
+        assert last.timestamp == 2_000_000
+
+    @pytest.mark.parametrize(
+        ("make", "error"),
+        [
+            (lambda: Jsonata("(" * 5000 + "1" + ")" * 5000), RecursionError),
+            (lambda: Jsonata("input").evaluate(_nested(20_000)), RecursionError),
+            (lambda: Jsonata("input").evaluate({"input": {1, 2}}), ValueError),
+            (lambda: Jsonata("$string(1 / 0)").evaluate(None), ZeroDivisionError),
+        ],
+        ids=["deep-source", "deep-input", "non-json-input", "division"],
+    )
+    def test_5_control_failures_escape_as_raw_python_exceptions(
+        self, make: Any, error: type[Exception]
+    ) -> None:
+        with pytest.raises(error):
+            make()
+
+    def test_the_contract_maps_every_raw_failure(self) -> None:
+        with pytest.raises(ExpressionError) as caught:
+            compile_expression("(" * 5000 + "1" + ")" * 5000, limits=ExpressionLimits(
+                max_source_length=20_000))
+        assert caught.value.code == ExpressionCode.DEPTH_EXCEEDED
+        with pytest.raises(ExpressionError) as caught:
+            compile_expression("input").evaluate({"input": _nested(20_000)}, now=NOW)
+        assert caught.value.code == ExpressionCode.DEPTH_EXCEEDED
+
+    def test_range_operator_cap_is_ten_million(self) -> None:
+        with pytest.raises(JException) as caught:
+            Jsonata("[1..10000001]").evaluate(None)
+        assert caught.value.error == "D2014"
+
+    def test_import_raises_the_recursion_limit(self) -> None:
+        assert sys.getrecursionlimit() >= 10_000
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+class TestEvaluators:
+    def test_in_process_evaluator_is_compile_then_evaluate(self) -> None:
+        limits = ExpressionLimits(max_range=10)
+        assert not IN_PROCESS.blocking
+        assert IN_PROCESS.evaluate("$count([1..10])", {}, now=NOW, limits=limits) == 10
+        with pytest.raises(ExpressionError) as caught:
+            IN_PROCESS.evaluate("[1..11]", {}, now=NOW, path=PATH, limits=limits)
+        assert caught.value.code == ExpressionCode.RANGE_TOO_LARGE
+        assert caught.value.path == PATH
+
+    def test_decisions_evaluate_in_process_by_default(self) -> None:
+        assert DecisionContext(now=NOW).evaluator is IN_PROCESS
+
+    def test_evaluation_input_checks_what_evaluate_checks(self) -> None:
+        data = {"input": [1, {"a": None}]}
+        assert evaluation_input(data, NOW) is data  # already plain: not copied
+        assert evaluation_input({"xs": (1, 2)}, NOW) == {"xs": [1, 2]}
+        with pytest.raises(ExpressionError) as caught:
+            evaluation_input({"x": float("inf")}, NOW, path=PATH)
+        assert (caught.value.code, caught.value.path) == (ExpressionCode.INVALID, PATH)
+        with pytest.raises(ExpressionError) as caught:
+            evaluation_input({}, datetime(2026, 1, 1), path=PATH)
+        assert caught.value.code == ExpressionCode.INVALID
+
+    def test_an_input_over_the_size_cap_is_refused_before_evaluation(self) -> None:
+        limits = ExpressionLimits(max_input_bytes=1_000)
+        assert IN_PROCESS.evaluate("1", {"s": "x" * 900}, now=NOW, limits=limits) == 1
+        for data in ({"s": "x" * 1_000}, {"xs": list(range(300))}, {"k" * 600: 1, "j" * 600: 2}):
+            with pytest.raises(ExpressionError) as caught:
+                IN_PROCESS.evaluate("1", data, now=NOW, path=PATH, limits=limits)
+            assert caught.value.code == ExpressionCode.INPUT_TOO_LARGE
+            assert caught.value.path == PATH
+            assert caught.value.details["max_bytes"] == 1_000
+
+    def test_an_input_over_the_depth_cap_is_refused_before_evaluation(self) -> None:
+        limits = ExpressionLimits(max_input_depth=5)
+
+        def nested(depth: int) -> Any:
+            return 1 if depth == 0 else ({"a": nested(depth - 1)} if depth % 2 else
+                                         [nested(depth - 1)])
+
+        assert IN_PROCESS.evaluate("1", nested(5), now=NOW, limits=limits) == 1
+        for data in (nested(6), {"t": (nested(5),)}):  # plain or copied, the same cap
+            with pytest.raises(ExpressionError) as caught:
+                evaluation_input(data, NOW, path=PATH, limits=limits)
+            assert caught.value.code == ExpressionCode.DEPTH_EXCEEDED
+        deep: Any = 1
+        for _ in range(100_000):  # far past Python's recursion limit: still a clean code
+            deep = [deep]
+        with pytest.raises(ExpressionError) as caught:
+            IN_PROCESS.evaluate("1", deep, now=NOW)
+        assert caught.value.code == ExpressionCode.DEPTH_EXCEEDED
+
+    @pytest.mark.parametrize(
+        "source",
+        ["input", "input.xs", "[input.xs, input.xs]", "$sort(input.xs)", "$reverse(input.xs)",
+         '$merge([input.obj, {"b": 2}])', "$append(input.xs, 9)", "input.obj ~> | $ | {'c': 3} |",
+         "$spread(input.obj)", "[null, input.obj]"],
+    )
+    def test_evaluation_never_mutates_the_input_or_aliases_it(self, source: str) -> None:
+        data = {"input": {"xs": [3, 1, 2], "obj": {"a": [1]}}}
+        before = json.loads(json.dumps(data))
+        result = compile_expression(source).evaluate(data, now=NOW)
+        assert data == before
+        if isinstance(result, dict | list):
+            result.clear()  # the result is the caller's to change
+        assert data == before
+
+
+def test_only_the_contract_imports_jsonata() -> None:
+    """One contract for every engine: no other module of the library evaluates JSONata."""
+    root = Path(expressions.__file__).parent.parent
+    contract = {"wfdomain/expressions.py", "wfdomain/expression_values.py",
+                "wfdomain/expression_syntax.py"}
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            else:
+                continue
+            if any(m == "jsonata" or m.startswith("jsonata.") for m in modules):
+                offenders.append(path.relative_to(root).as_posix())
+    assert sorted(set(offenders)) == sorted(contract)

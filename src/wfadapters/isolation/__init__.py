@@ -1,3 +1,5 @@
 """Isolated expression evaluation: a pool of pre-started worker processes for untrusted authors."""
 
-__all__: list[str] = []
+from wfadapters.isolation.pool import IsolationOptions, ProcessPoolEvaluator
+
+__all__ = ["IsolationOptions", "ProcessPoolEvaluator"]
