@@ -1,9 +1,15 @@
-"""The engine-level contract: workflow scenarios every backend must run identically.
+"""The engine-level contract: workflow scenarios every engine must run identically.
 
-A backend subclasses ``EngineContract`` in ``test_engine_<backend>.py`` and overrides only
-``runtime_factory``. The factory's runtimes share one backend and the suite's ``clock``
-(a ``ManualClock``), so time moves only when a test advances it, and timers fire only
-through ``runtime.tick()`` (called by ``run_until_idle``) afterwards.
+``EngineScenarios`` holds the scenarios written against the engine API alone
+(``wfdomain.engine.Engine``); ``EngineContract`` adds those that drive a local runtime's
+own machinery (manual clock and ``tick``, the stream, stuck runs, queues, resume).
+
+A local backend subclasses ``EngineContract`` in ``test_engine_<backend>.py`` and overrides
+only ``runtime_factory``. The factory's runtimes share one backend and the suite's
+``clock`` (a ``ManualClock``), so time moves only when a test advances it, and timers fire
+only through ``runtime.tick()`` (called by ``run_until_idle``) afterwards. The Temporal
+engine subclasses ``EngineScenarios``: its time is real, so the timer scenarios of the
+base use short durations and ``pass_time`` waits for due timers to fire.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from tests.contract.engine_helpers import (
     T0,
     TENANT,
     WAIT_PAID,
+    EngineFactory,
     RecordingActions,
     RuntimeFactory,
     action,
@@ -37,8 +44,10 @@ from tests.contract.engine_helpers import (
     engine_error,
     event_types,
     human_task,
+    human_tasks,
     max_actions_in_flight,
     output_of,
+    pass_time,
     register,
     replayed,
     ret,
@@ -47,21 +56,23 @@ from tests.contract.engine_helpers import (
     wait_event,
 )
 from wfadapters.memory import ManualClock
+from wfdomain.engine import Engine
 from wfdomain.errors import ErrorCode
 from wfdomain.runtime import Runtime, RuntimeSettings
 
 FORM = {"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}}
 
 
-class EngineContract:
-    """Scenarios every engine must pass. Subclasses override ``runtime_factory``."""
+class EngineScenarios:
+    """Scenarios every engine must pass, local or Temporal. Subclasses override
+    ``runtime_factory`` (and ``pass_time`` when time is not a ``ManualClock``)."""
 
     @pytest.fixture
     def clock(self) -> ManualClock:
         return ManualClock(T0)
 
     @pytest.fixture
-    async def runtime_factory(self, clock: ManualClock) -> AsyncIterator[RuntimeFactory]:
+    async def runtime_factory(self, clock: ManualClock) -> AsyncIterator[EngineFactory]:
         raise NotImplementedError
         yield  # noqa: PT022  (typed as a generator so backends can add teardown)
 
@@ -70,12 +81,12 @@ class EngineContract:
         return RecordingActions()
 
     @pytest.fixture
-    def rt(self, runtime_factory: RuntimeFactory, actions: RecordingActions) -> Runtime:
+    def rt(self, runtime_factory: EngineFactory, actions: RecordingActions) -> Engine:
         return runtime_factory(actions.registry)
 
     # -- assign, if, switch ---------------------------------------------------------------
 
-    async def test_assign_and_set_state_update_the_state(self, rt: Runtime) -> None:
+    async def test_assign_and_set_state_update_the_state(self, rt: Engine) -> None:
         run = await run_doc(rt, doc("calc", [
             assign(a="input.x + 1"),
             {"type": "set_state", "values": {"b": "state.a * 10"}},
@@ -84,14 +95,14 @@ class EngineContract:
         assert await output_of(rt, run.run_id) == {"a": 2, "b": 20}
 
     @pytest.mark.parametrize(("x", "size"), [(5, "big"), (1, "small")])
-    async def test_if_runs_then_or_else(self, rt: Runtime, x: int, size: str) -> None:
+    async def test_if_runs_then_or_else(self, rt: Engine, x: int, size: str) -> None:
         run = await run_doc(rt, doc("size", [
             {"type": "if", "condition": "input.x > 3",
              "then": [assign(size="'big'")], "else": [assign(size="'small'")]},
         ]), {"x": x})
         assert await output_of(rt, run.run_id) == {"size": size}
 
-    async def test_if_without_else_skips_when_false(self, rt: Runtime) -> None:
+    async def test_if_without_else_skips_when_false(self, rt: Engine) -> None:
         run = await run_doc(rt, doc("size", [
             {"type": "if", "condition": "input.x > 3", "then": [assign(size="'big'")]},
             assign(done="true"),
@@ -101,7 +112,7 @@ class EngineContract:
 
     @pytest.mark.parametrize(("tier", "rate"), [("gold", 20), ("silver", 10), ("bronze", 0)])
     async def test_switch_runs_first_matching_case_else_default(
-        self, rt: Runtime, tier: str, rate: int
+        self, rt: Engine, tier: str, rate: int
     ) -> None:
         run = await run_doc(rt, doc("discount", [
             {"type": "switch",
@@ -115,7 +126,7 @@ class EngineContract:
     # -- for_each, parallel ---------------------------------------------------------------
 
     async def test_for_each_output_is_in_item_order(
-        self, rt: Runtime, actions: RecordingActions
+        self, rt: Engine, actions: RecordingActions
     ) -> None:
         # Item 0 fails once and is retried, so it completes last; the output keeps item order.
         run = await run_doc(rt, doc("each", [
@@ -130,7 +141,7 @@ class EngineContract:
         assert await step_output(rt, run.run_id, "steps[0]") == [
             {"attempt": 2}, {"attempt": 1}, {"attempt": 1}]
 
-    async def test_for_each_respects_max_concurrency(self, rt: Runtime) -> None:
+    async def test_for_each_respects_max_concurrency(self, rt: Engine) -> None:
         run = await run_doc(rt, doc("each", [
             {"type": "for_each", "items": "input.items", "max_concurrency": 2,
              "do": [action("double", {"n": "item"})]},
@@ -141,7 +152,7 @@ class EngineContract:
             {"n": 2}, {"n": 4}, {"n": 6}, {"n": 8}, {"n": 10}]
 
     async def test_for_each_without_limit_runs_every_iteration_at_once(
-        self, rt: Runtime
+        self, rt: Engine
     ) -> None:
         run = await run_doc(rt, doc("each", [
             {"type": "for_each", "items": "input.items",
@@ -150,7 +161,7 @@ class EngineContract:
         assert max_actions_in_flight(await rt.history(TENANT, run.run_id)) == 4
 
     async def test_for_each_over_no_items_outputs_empty_list(
-        self, rt: Runtime, actions: RecordingActions
+        self, rt: Engine, actions: RecordingActions
     ) -> None:
         run = await run_doc(rt, doc("each", [
             {"type": "for_each", "items": "input.items",
@@ -160,7 +171,7 @@ class EngineContract:
         assert await step_output(rt, run.run_id, "steps[0]") == []
         assert actions.count() == 0
 
-    async def test_parallel_outputs_each_branch(self, rt: Runtime) -> None:
+    async def test_parallel_outputs_each_branch(self, rt: Engine) -> None:
         run = await run_doc(rt, doc("fan", [
             {"type": "parallel", "branches": [
                 {"name": "a", "steps": [action("double", {"n": "input.x"})]},
@@ -172,7 +183,7 @@ class EngineContract:
 
     # -- wait_event -----------------------------------------------------------------------
 
-    async def test_wait_event_resolved_by_explicit_correlation_key(self, rt: Runtime) -> None:
+    async def test_wait_event_resolved_by_explicit_correlation_key(self, rt: Engine) -> None:
         run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
         assert run.status == "waiting"
         await rt.submit_event(TENANT, "paid", {"amount": 5}, correlation_key="o-1")
@@ -185,7 +196,7 @@ class EngineContract:
         ({"*": ["ref"]}, {"ref": "o-1"}),
     ], ids=["by-event-name", "by-wildcard"])
     async def test_wait_event_resolved_by_configured_correlation_path(
-        self, runtime_factory: RuntimeFactory, actions: RecordingActions,
+        self, runtime_factory: EngineFactory, actions: RecordingActions,
         paths: dict[str, list[str]], payload: dict[str, Any],
     ) -> None:
         rt = runtime_factory(actions.registry, RuntimeSettings(correlation_paths=paths))
@@ -195,7 +206,7 @@ class EngineContract:
         assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
         assert await output_of(rt, run.run_id) == payload
 
-    async def test_wait_event_filter_rejects_non_matching_event(self, rt: Runtime) -> None:
+    async def test_wait_event_filter_rejects_non_matching_event(self, rt: Engine) -> None:
         run = await run_doc(rt, doc("big_payment", [
             wait_event("paid", "input.order", filter="event.amount >= 100"),
         ]), {"order": "o-1"})
@@ -205,13 +216,408 @@ class EngineContract:
         assert "event.unmatched" in await audit_kinds(rt)
         assert "EventReceived" not in await event_types(rt, run.run_id)
 
-    async def test_wait_event_filter_accepts_matching_event(self, rt: Runtime) -> None:
+    async def test_wait_event_filter_accepts_matching_event(self, rt: Engine) -> None:
         run = await run_doc(rt, doc("big_payment", [
             wait_event("paid", "input.order", filter="event.amount >= 100"),
         ]), {"order": "o-1"})
         await rt.submit_event(TENANT, "paid", {"amount": 150}, correlation_key="o-1")
         await rt.run_until_idle()
         assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+
+    async def test_short_wait_timeout_runs_on_timeout_branch(
+        self, rt: Engine, clock: ManualClock
+    ) -> None:
+        run = await run_doc(rt, doc("timeout", [
+            wait_event("paid", "input.order", timeout_s=1,
+                       on_timeout=[assign(outcome="'gave up'")]),
+        ]), {"order": "o-1"})
+        assert run.status == "waiting"
+        await pass_time(rt, clock, 1)
+        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+        assert await output_of(rt, run.run_id) == {"outcome": "gave up"}
+        assert "WaitTimedOut" in await event_types(rt, run.run_id)
+
+    # -- human_task -----------------------------------------------------------------------
+
+    async def _open_task(self, rt: Engine, **task: Any) -> tuple[str, str]:
+        """Start a run waiting on one human task; return (run id, task id)."""
+        run = await run_doc(rt, doc("approve", [human_task(**task), ret("steps.approval")]))
+        tasks = await human_tasks(rt)
+        assert [t.run_id for t in tasks] == [run.run_id]
+        return run.run_id, tasks[0].task_id
+
+    async def test_human_task_decision_resumes_run(self, rt: Engine) -> None:
+        run_id, task_id = await self._open_task(rt, form=FORM)
+        await rt.decide_task(TENANT, task_id, "approve", {"reason": "fine"}, decided_by="ann")
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, run_id)).status == "completed"
+        output = await output_of(rt, run_id)
+        assert (output["outcome"], output["data"]) == ("approve", {"reason": "fine"})
+        assert await human_tasks(rt) == []
+
+    async def test_decision_with_unknown_outcome_is_invalid(self, rt: Engine) -> None:
+        _, task_id = await self._open_task(rt)
+        error = await engine_error(rt.decide_task(TENANT, task_id, "maybe"))
+        assert error.code == ErrorCode.DECISION_INVALID
+
+    async def test_decision_data_failing_form_schema_is_invalid(self, rt: Engine) -> None:
+        _, task_id = await self._open_task(rt, form=FORM)
+        error = await engine_error(rt.decide_task(TENANT, task_id, "approve", {"reason": 5}))
+        assert error.code == ErrorCode.DECISION_INVALID
+
+    async def test_decision_on_unknown_task_is_not_found(self, rt: Engine) -> None:
+        error = await engine_error(rt.decide_task(TENANT, "no-such-task", "approve"))
+        assert error.code == ErrorCode.HUMAN_TASK_NOT_FOUND
+
+    async def test_short_task_deadline_runs_on_deadline_branch(
+        self, rt: Engine, clock: ManualClock
+    ) -> None:
+        run_id, _ = await self._open_task(rt, deadline_s=1,
+                                          on_deadline=[assign(escalated="true")])
+        await pass_time(rt, clock, 1)
+        assert (await rt.get_run(TENANT, run_id)).status == "completed"
+        assert (await output_of(rt, run_id))["expired"] is True
+        assert (await rt.get_state(TENANT, run_id)).vars == {"escalated": True}
+        assert await human_tasks(rt) == []
+
+    # -- sleep, child_run, return, fail (timers are short: real time on some engines) ----
+
+    async def test_short_sleep_completes_after_its_timer(
+        self, rt: Engine, clock: ManualClock
+    ) -> None:
+        run = await run_doc(rt, doc("napper", [{"type": "sleep", "id": "nap", "seconds": 1},
+                                               ret("'woke'")]))
+        assert run.status == "waiting"
+        await pass_time(rt, clock, 1)
+        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+        assert await output_of(rt, run.run_id) == "woke"
+        assert "TimerFired" in await event_types(rt, run.run_id)
+
+    async def test_short_retry_backoff_retries_after_its_timer(
+        self, rt: Engine, clock: ManualClock, actions: RecordingActions
+    ) -> None:
+        run = await run_doc(rt, doc("flaky", [
+            action("flaky", {"succeed_on": 2}, retry={"max_attempts": 2, "initial_interval_s": 1}),
+        ]))
+        assert (run.status, actions.count()) == ("waiting", 1)
+        await pass_time(rt, clock, 1)
+        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+        assert [c.ctx.attempt for c in actions.calls] == [1, 2]
+
+    async def test_child_run_output_flows_to_parent(self, rt: Engine) -> None:
+        await register(rt, CHILD_ECHO)
+        run = await run_doc(rt, child_parent("child_echo"), {"x": 7})
+        assert run.status == "completed"
+        assert await output_of(rt, run.run_id) == {"child_got": 7}
+        children = [r for r in await rt.list_runs(TENANT) if r.parent_run_id == run.run_id]
+        assert [(c.definition_id, c.status) for c in children] == [("child_echo", "completed")]
+
+    async def test_child_failure_fails_parent(self, rt: Engine) -> None:
+        await register(rt, CHILD_FAILS)
+        run = await run_doc(rt, child_parent("child_fails"), {"x": 1})
+        assert run.status == "failed"
+        assert run.error is not None
+        assert run.error["code"] == ErrorCode.CHILD_RUN_FAILED
+        assert run.error["child_error"]["code"] == "CHILD_SAID_NO"
+
+    async def test_child_of_unknown_definition_fails_parent(self, rt: Engine) -> None:
+        run = await run_doc(rt, child_parent("no_such_definition"), {"x": 1})
+        assert run.status == "failed"
+        assert run.error is not None
+        assert run.error["code"] == ErrorCode.CHILD_RUN_FAILED
+        assert run.error["child_error"]["code"] == ErrorCode.DEFINITION_NOT_FOUND
+
+    async def test_return_finishes_run_with_output(
+        self, rt: Engine, actions: RecordingActions
+    ) -> None:
+        run = await run_doc(rt, doc("early", [
+            ret("{'total': input.x * 2}"),
+            action("double", {"n": 1}),
+        ]), {"x": 5})
+        assert run.status == "completed"
+        assert await output_of(rt, run.run_id) == {"total": 10}
+        assert actions.count() == 0
+
+    async def test_fail_step_fails_run_with_code_and_message(self, rt: Engine) -> None:
+        run = await run_doc(rt, doc("reject", [
+            assign(seen="true"),
+            {"type": "fail", "code": "ORDER_REJECTED",
+             "message": "'order ' & input.order & ' rejected'"},
+        ]), {"order": "o-1"})
+        assert run.status == "failed"
+        assert run.error is not None
+        assert (run.error["code"], run.error["message"], run.error["path"]) == (
+            "ORDER_REJECTED", "order o-1 rejected", "steps[1]")
+        assert (await event_types(rt, run.run_id))[-1] == "RunFailed"
+
+    # -- correlation ----------------------------------------------------------------------
+
+    async def test_unresolved_correlation_routes_nothing_and_is_audited(
+        self, rt: Engine
+    ) -> None:
+        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
+        await rt.submit_event(TENANT, "paid", {"order": "o-1"})  # no key, no paths
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, run.run_id)).status == "waiting"
+        assert "correlation.unresolved" in await audit_kinds(rt)
+
+    async def test_event_matching_two_waiting_runs_resumes_both(self, rt: Engine) -> None:
+        first = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
+        second = await rt.start_run(TENANT, "wait_paid", {"order": "o-1"})
+        await rt.run_until_idle()
+        await rt.submit_event(TENANT, "paid", {"amount": 9}, correlation_key="o-1")
+        await rt.run_until_idle()
+        for run_id in (first.run_id, second.run_id):
+            assert (await rt.get_run(TENANT, run_id)).status == "completed"
+            assert await output_of(rt, run_id) == {"amount": 9}
+
+    async def test_event_matching_two_waits_of_one_run_resumes_both(self, rt: Engine) -> None:
+        run = await run_doc(rt, doc("both", [{"type": "parallel", "branches": [
+            {"name": "a", "steps": [wait_event("go", "'k'", id="wa")]},
+            {"name": "b", "steps": [wait_event("go", "'k'", id="wb")]},
+        ]}]))
+        await rt.submit_event(TENANT, "go", {}, correlation_key="k")
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+
+    # -- retries --------------------------------------------------------------------------
+
+    async def test_exhausted_retries_fail_run_with_action_code_and_path(
+        self, rt: Engine, actions: RecordingActions
+    ) -> None:
+        run = await run_doc(rt, doc("pay", [
+            assign(a="1"),
+            action("decline", retry={"max_attempts": 3, "initial_interval_s": 0}),
+        ]))
+        assert run.status == "failed"
+        assert actions.count("decline") == 3
+        assert run.error is not None
+        assert (run.error["code"], run.error["path"]) == ("CARD_DECLINED", "steps[1]")
+
+    async def test_non_retryable_code_stops_retries(
+        self, rt: Engine, actions: RecordingActions
+    ) -> None:
+        run = await run_doc(rt, doc("pay", [
+            action("decline", retry={"max_attempts": 5, "initial_interval_s": 0,
+                                     "non_retryable_codes": ["CARD_DECLINED"]}),
+        ]))
+        assert (run.status, actions.count()) == ("failed", 1)
+
+    async def test_action_failed_error_not_retryable_stops_retries(
+        self, rt: Engine, actions: RecordingActions
+    ) -> None:
+        run = await run_doc(rt, doc("pay", [
+            action("decline_final", retry={"max_attempts": 5, "initial_interval_s": 0}),
+        ]))
+        assert (run.status, actions.count()) == ("failed", 1)
+        assert run.error is not None
+        assert run.error["code"] == "CARD_DECLINED"
+
+    async def test_on_error_branch_runs_with_error_in_scope(self, rt: Engine) -> None:
+        run = await run_doc(rt, doc("pay", [
+            action("decline", on_error=[assign(failure="error.code")]),
+        ]))
+        assert run.status == "completed"
+        assert await output_of(rt, run.run_id) == {"failure": "CARD_DECLINED"}
+
+    async def test_action_timeout_fails_with_action_timeout(self, rt: Engine) -> None:
+        run = await run_doc(rt, doc("slow", [action("hang", timeout_s=0.05)]))
+        assert run.status == "failed"
+        assert run.error is not None
+        assert run.error["code"] == ErrorCode.ACTION_TIMEOUT
+
+    # -- idempotency ----------------------------------------------------------------------
+
+    async def test_idempotency_key_is_stable_across_attempts(
+        self, rt: Engine, actions: RecordingActions
+    ) -> None:
+        run = await run_doc(rt, doc("flaky", [
+            action("flaky", {"succeed_on": 3},
+                   retry={"max_attempts": 3, "initial_interval_s": 0}),
+        ]))
+        assert run.status == "completed"
+        assert [c.ctx.attempt for c in actions.calls] == [1, 2, 3]
+        assert actions.keys() == [f"{TENANT}:{run.run_id}:steps[0]"] * 3
+
+    async def test_for_each_iterations_get_distinct_idempotency_keys(
+        self, rt: Engine, actions: RecordingActions
+    ) -> None:
+        run = await run_doc(rt, doc("each", [
+            {"type": "for_each", "items": "input.items",
+             "do": [action("double", {"n": "item"})]},
+        ]), {"items": [1, 1, 1]})
+        assert sorted(actions.keys()) == [
+            f"{TENANT}:{run.run_id}:steps[0]@{i}.do[0]" for i in range(3)]
+
+    # -- cancel ---------------------------------------------------------------------------
+
+    async def test_cancel_waiting_run(self, rt: Engine) -> None:
+        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
+        cancelled = await rt.cancel_run(TENANT, run.run_id, reason="customer left")
+        assert cancelled.status == "cancelled"
+        assert (await rt.get_run(TENANT, run.run_id)).status == "cancelled"
+        assert (await event_types(rt, run.run_id))[-2:] == ["CancelRequested", "RunCancelled"]
+
+    async def test_cancelling_parent_cancels_its_children(self, rt: Engine) -> None:
+        await register(rt, doc("child_waits", [wait_event("go", "input.x")]))
+        run = await run_doc(rt, child_parent("child_waits"), {"x": "k"})
+        [child] = [r for r in await rt.list_runs(TENANT) if r.parent_run_id == run.run_id]
+        assert child.status == "waiting"
+        await rt.cancel_run(TENANT, run.run_id)
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, child.run_id)).status == "cancelled"
+        assert (await rt.get_run(TENANT, run.run_id)).status == "cancelled"
+
+    async def test_cancel_finished_run_is_run_finished(self, rt: Engine) -> None:
+        run = await run_doc(rt, doc("quick", [ret("1")]))
+        error = await engine_error(rt.cancel_run(TENANT, run.run_id))
+        assert error.code == ErrorCode.RUN_FINISHED
+        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+
+    async def test_cancel_unknown_run_is_run_not_found(self, rt: Engine) -> None:
+        error = await engine_error(rt.cancel_run(TENANT, "no-such-run"))
+        assert error.code == ErrorCode.RUN_NOT_FOUND
+
+    # -- replay ---------------------------------------------------------------------------
+
+    async def test_replay_run_repeats_original_input_and_outcome(
+        self, rt: Engine, actions: RecordingActions
+    ) -> None:
+        original = await run_doc(rt, doc("twice", [
+            action("double", {"n": "input.n"}, id="d"),
+            ret("{'result': steps.d.n}"),
+        ]), {"n": 21})
+        replayed_run = await rt.replay_run(TENANT, original.run_id)
+        await rt.run_until_idle()
+        again = await rt.get_run(TENANT, replayed_run.run_id)
+        assert again.run_id != original.run_id
+        assert (again.replay_of, again.status) == (original.run_id, "completed")
+        assert (await rt.get_state(TENANT, again.run_id)).input == {"n": 21}
+        assert await output_of(rt, again.run_id) == await output_of(rt, original.run_id)
+        assert actions.count() == 2
+
+    # -- listing --------------------------------------------------------------------------
+
+    async def test_list_runs_filters_by_status(self, rt: Engine) -> None:
+        done = await run_doc(rt, doc("quick", [ret("1")]))
+        waiting = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
+        waiting_ids = [r.run_id for r in await rt.list_runs(TENANT, statuses=["waiting"])]
+        assert waiting_ids == [waiting.run_id]
+        done_ids = [r.run_id for r in await rt.list_runs(TENANT, statuses=["completed", "failed"])]
+        assert done_ids == [done.run_id]
+        assert {r.run_id for r in await rt.list_runs(TENANT)} == {done.run_id, waiting.run_id}
+        assert await rt.list_runs(TENANT, statuses=[]) == []
+
+    # -- tenants --------------------------------------------------------------------------
+
+    @pytest.mark.parametrize("operation", ["get_run", "history", "get_state", "cancel_run"])
+    async def test_other_tenant_sees_run_as_not_found(
+        self, rt: Engine, operation: str
+    ) -> None:
+        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
+        error = await engine_error(getattr(rt, operation)(OTHER_TENANT, run.run_id))
+        assert error.code == ErrorCode.RUN_NOT_FOUND
+        assert (await rt.get_run(TENANT, run.run_id)).status == "waiting"
+
+    async def test_other_tenant_cannot_see_or_decide_task(self, rt: Engine) -> None:
+        run_id, task_id = await self._open_task(rt)
+        assert await human_tasks(rt, tenant=OTHER_TENANT) == []
+        error = await engine_error(rt.decide_task(OTHER_TENANT, task_id, "approve"))
+        assert error.code == ErrorCode.HUMAN_TASK_NOT_FOUND
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, run_id)).status == "waiting"
+
+    async def test_submit_event_to_unknown_run_is_run_not_found(self, rt: Engine) -> None:
+        error = await engine_error(rt.submit_event(TENANT, "paid", {}, run_id="no-such-run"))
+        assert error.code == ErrorCode.RUN_NOT_FOUND
+
+    async def test_submit_event_to_finished_run_is_run_finished(self, rt: Engine) -> None:
+        run = await run_doc(rt, doc("quick", [ret("1")]))
+        error = await engine_error(rt.submit_event(TENANT, "paid", {}, run_id=run.run_id))
+        assert error.code == ErrorCode.RUN_FINISHED
+
+    # -- bad input ------------------------------------------------------------------------
+
+    async def test_input_failing_schema_is_input_invalid(self, rt: Engine) -> None:
+        schema = {"type": "object", "required": ["order"]}
+        await register(rt, doc("strict", [ret("1")], input_schema=schema))
+        error = await engine_error(rt.start_run(TENANT, "strict", {"amount": 1}))
+        assert error.code == ErrorCode.INPUT_INVALID
+        assert await rt.list_runs(TENANT) == []
+
+    async def test_unknown_definition_is_definition_not_found(self, rt: Engine) -> None:
+        error = await engine_error(rt.start_run(TENANT, "no_such_definition", {}))
+        assert error.code == ErrorCode.DEFINITION_NOT_FOUND
+
+    async def test_registering_unknown_action_is_action_unknown(self, rt: Engine) -> None:
+        bad = doc("bad", [assign(a="1"), action("no_such_action")])
+        error = await engine_error(register(rt, bad))
+        assert (error.code, error.path) == (ErrorCode.ACTION_UNKNOWN, "steps[1].action")
+
+    # -- history, time travel, snapshots --------------------------------------------------
+
+    @pytest.mark.parametrize("snapshot_every", [0, 3])
+    async def test_state_at_equals_replay_of_prefix(
+        self, runtime_factory: EngineFactory, actions: RecordingActions, snapshot_every: int
+    ) -> None:
+        rt = runtime_factory(actions.registry, RuntimeSettings(snapshot_every=snapshot_every))
+        run = await run_doc(rt, doc("travel", [
+            assign(a="1"),
+            {"type": "for_each", "items": "[1, 2, 3]", "max_concurrency": 2,
+             "do": [action("double", {"n": "item"})]},
+            action("flaky", {"succeed_on": 2}, retry={"max_attempts": 2, "initial_interval_s": 0}),
+            wait_event("paid", "input.order", timeout_s=60),
+        ]), {"order": "o-1"})
+        history = await rt.history(TENANT, run.run_id)
+        assert len(history) > 6
+        for version in range(1, len(history) + 1):
+            expected = replayed(history[:version])
+            assert await rt.state_at(TENANT, run.run_id, version) == expected, version
+
+    # -- the run archive ------------------------------------------------------------------
+
+    async def test_archive_is_json_and_round_trips(self, rt: Engine) -> None:
+        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
+        archive = await rt.export_run(TENANT, run.run_id)
+        assert json.loads(json.dumps(archive)) == archive
+        assert (archive["format"], archive["version"]) == ("wfengine.run-archive", 1)
+        assert archive["run"]["status"] == "waiting"
+        assert [e["type"] for e in archive["history"]] == await event_types(rt, run.run_id)
+
+    async def test_corrupt_archive_is_archive_invalid_and_stores_nothing(
+        self, rt: Engine
+    ) -> None:
+        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
+        archive = await rt.export_run(TENANT, run.run_id)
+        del archive["history"][1]
+        error = await engine_error(rt.import_run(archive, tenant=OTHER_TENANT))
+        assert (error.code, error.path) == (ErrorCode.ARCHIVE_INVALID, "history[1].version")
+        error = await engine_error(rt.get_run(OTHER_TENANT, run.run_id))
+        assert error.code == ErrorCode.RUN_NOT_FOUND
+
+    async def test_import_of_an_existing_run_id_is_run_already_exists(
+        self, rt: Engine
+    ) -> None:
+        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
+        archive = await rt.export_run(TENANT, run.run_id)
+        error = await engine_error(rt.import_run(archive))
+        assert error.code == ErrorCode.RUN_ALREADY_EXISTS
+        assert len(await rt.history(TENANT, run.run_id)) == len(archive["history"])
+
+    async def test_unfinished_run_tree_cannot_be_moved(self, rt: Engine) -> None:
+        await register(rt, SLEEPER)
+        parent = await run_doc(rt, child_parent("sleeper"), {"x": 1})
+        [child] = [r for r in await rt.list_runs(TENANT) if r.parent_run_id == parent.run_id]
+        for run_id in (parent.run_id, child.run_id):
+            archive = await rt.export_run(TENANT, run_id)
+            error = await engine_error(rt.import_run(archive, tenant=OTHER_TENANT))
+            assert error.code == ErrorCode.UNSUPPORTED
+
+
+class EngineContract(EngineScenarios):
+    """The scenarios plus those that drive the local runtime's own machinery: the manual
+    clock and ``tick``, the stream, stuck-run detection, queues, ``resume_run`` and moves
+    between two runtimes. Local backends subclass this."""
 
     async def test_wait_timeout_runs_on_timeout_branch(
         self, rt: Runtime, clock: ManualClock
@@ -226,38 +632,6 @@ class EngineContract:
         assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
         assert await output_of(rt, run.run_id) == {"outcome": "gave up"}
         assert "WaitTimedOut" in await event_types(rt, run.run_id)
-
-    # -- human_task -----------------------------------------------------------------------
-
-    async def _open_task(self, rt: Runtime, **task: Any) -> tuple[str, str]:
-        """Start a run waiting on one human task; return (run id, task id)."""
-        run = await run_doc(rt, doc("approve", [human_task(**task), ret("steps.approval")]))
-        tasks = await rt.ports.events.list_human_tasks(TENANT)
-        assert [t.run_id for t in tasks] == [run.run_id]
-        return run.run_id, tasks[0].task_id
-
-    async def test_human_task_decision_resumes_run(self, rt: Runtime) -> None:
-        run_id, task_id = await self._open_task(rt, form=FORM)
-        await rt.decide_task(TENANT, task_id, "approve", {"reason": "fine"}, decided_by="ann")
-        await rt.run_until_idle()
-        assert (await rt.get_run(TENANT, run_id)).status == "completed"
-        output = await output_of(rt, run_id)
-        assert (output["outcome"], output["data"]) == ("approve", {"reason": "fine"})
-        assert await rt.ports.events.list_human_tasks(TENANT) == []
-
-    async def test_decision_with_unknown_outcome_is_invalid(self, rt: Runtime) -> None:
-        _, task_id = await self._open_task(rt)
-        error = await engine_error(rt.decide_task(TENANT, task_id, "maybe"))
-        assert error.code == ErrorCode.DECISION_INVALID
-
-    async def test_decision_data_failing_form_schema_is_invalid(self, rt: Runtime) -> None:
-        _, task_id = await self._open_task(rt, form=FORM)
-        error = await engine_error(rt.decide_task(TENANT, task_id, "approve", {"reason": 5}))
-        assert error.code == ErrorCode.DECISION_INVALID
-
-    async def test_decision_on_unknown_task_is_not_found(self, rt: Runtime) -> None:
-        error = await engine_error(rt.decide_task(TENANT, "no-such-task", "approve"))
-        assert error.code == ErrorCode.HUMAN_TASK_NOT_FOUND
 
     async def test_task_deadline_runs_on_deadline_branch(
         self, rt: Runtime, clock: ManualClock
@@ -288,7 +662,7 @@ class EngineContract:
         assert (await rt.get_run(TENANT, run_id)).status == "completed"
         assert (await output_of(rt, run_id))["outcome"] == "reject"
 
-    # -- sleep, child_run, return, fail ---------------------------------------------------
+    # -- timers and delivery on the manual clock and the stream ---------------------------
 
     async def test_sleep_completes_only_after_its_duration(
         self, rt: Runtime, clock: ManualClock
@@ -301,63 +675,6 @@ class EngineContract:
         assert await output_of(rt, run.run_id) == "woke"
         assert "TimerFired" in await event_types(rt, run.run_id)
 
-    async def test_child_run_output_flows_to_parent(self, rt: Runtime) -> None:
-        await register(rt, CHILD_ECHO)
-        run = await run_doc(rt, child_parent("child_echo"), {"x": 7})
-        assert run.status == "completed"
-        assert await output_of(rt, run.run_id) == {"child_got": 7}
-        children = [r for r in await rt.list_runs(TENANT) if r.parent_run_id == run.run_id]
-        assert [(c.definition_id, c.status) for c in children] == [("child_echo", "completed")]
-
-    async def test_child_failure_fails_parent(self, rt: Runtime) -> None:
-        await register(rt, CHILD_FAILS)
-        run = await run_doc(rt, child_parent("child_fails"), {"x": 1})
-        assert run.status == "failed"
-        assert run.error is not None
-        assert run.error["code"] == ErrorCode.CHILD_RUN_FAILED
-        assert run.error["child_error"]["code"] == "CHILD_SAID_NO"
-
-    async def test_child_of_unknown_definition_fails_parent(self, rt: Runtime) -> None:
-        run = await run_doc(rt, child_parent("no_such_definition"), {"x": 1})
-        assert run.status == "failed"
-        assert run.error is not None
-        assert run.error["code"] == ErrorCode.CHILD_RUN_FAILED
-        assert run.error["child_error"]["code"] == ErrorCode.DEFINITION_NOT_FOUND
-
-    async def test_return_finishes_run_with_output(
-        self, rt: Runtime, actions: RecordingActions
-    ) -> None:
-        run = await run_doc(rt, doc("early", [
-            ret("{'total': input.x * 2}"),
-            action("double", {"n": 1}),
-        ]), {"x": 5})
-        assert run.status == "completed"
-        assert await output_of(rt, run.run_id) == {"total": 10}
-        assert actions.count() == 0
-
-    async def test_fail_step_fails_run_with_code_and_message(self, rt: Runtime) -> None:
-        run = await run_doc(rt, doc("reject", [
-            assign(seen="true"),
-            {"type": "fail", "code": "ORDER_REJECTED",
-             "message": "'order ' & input.order & ' rejected'"},
-        ]), {"order": "o-1"})
-        assert run.status == "failed"
-        assert run.error is not None
-        assert (run.error["code"], run.error["message"], run.error["path"]) == (
-            "ORDER_REJECTED", "order o-1 rejected", "steps[1]")
-        assert (await event_types(rt, run.run_id))[-1] == "RunFailed"
-
-    # -- correlation ----------------------------------------------------------------------
-
-    async def test_unresolved_correlation_routes_nothing_and_is_audited(
-        self, rt: Runtime
-    ) -> None:
-        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
-        await rt.submit_event(TENANT, "paid", {"order": "o-1"})  # no key, no paths
-        await rt.run_until_idle()
-        assert (await rt.get_run(TENANT, run.run_id)).status == "waiting"
-        assert "correlation.unresolved" in await audit_kinds(rt)
-
     async def test_event_id_is_never_used_as_correlation_key(self, rt: Runtime) -> None:
         event_id = await rt.submit_event(TENANT, "paid", {"amount": 1})
         # Hold the routing message until a run waits on exactly that event id.
@@ -369,25 +686,6 @@ class EngineContract:
         await rt.run_until_idle()
         assert (await rt.get_run(TENANT, run.run_id)).status == "waiting"
         assert "correlation.unresolved" in await audit_kinds(rt)
-
-    async def test_event_matching_two_waiting_runs_resumes_both(self, rt: Runtime) -> None:
-        first = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
-        second = await rt.start_run(TENANT, "wait_paid", {"order": "o-1"})
-        await rt.run_until_idle()
-        await rt.submit_event(TENANT, "paid", {"amount": 9}, correlation_key="o-1")
-        await rt.run_until_idle()
-        for run_id in (first.run_id, second.run_id):
-            assert (await rt.get_run(TENANT, run_id)).status == "completed"
-            assert await output_of(rt, run_id) == {"amount": 9}
-
-    async def test_event_matching_two_waits_of_one_run_resumes_both(self, rt: Runtime) -> None:
-        run = await run_doc(rt, doc("both", [{"type": "parallel", "branches": [
-            {"name": "a", "steps": [wait_event("go", "'k'", id="wa")]},
-            {"name": "b", "steps": [wait_event("go", "'k'", id="wb")]},
-        ]}]))
-        await rt.submit_event(TENANT, "go", {}, correlation_key="k")
-        await rt.run_until_idle()
-        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
 
     # -- retries --------------------------------------------------------------------------
 
@@ -409,63 +707,6 @@ class EngineContract:
         assert actions.count() == 3
         assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
 
-    async def test_exhausted_retries_fail_run_with_action_code_and_path(
-        self, rt: Runtime, actions: RecordingActions
-    ) -> None:
-        run = await run_doc(rt, doc("pay", [
-            assign(a="1"),
-            action("decline", retry={"max_attempts": 3, "initial_interval_s": 0}),
-        ]))
-        assert run.status == "failed"
-        assert actions.count("decline") == 3
-        assert run.error is not None
-        assert (run.error["code"], run.error["path"]) == ("CARD_DECLINED", "steps[1]")
-
-    async def test_non_retryable_code_stops_retries(
-        self, rt: Runtime, actions: RecordingActions
-    ) -> None:
-        run = await run_doc(rt, doc("pay", [
-            action("decline", retry={"max_attempts": 5, "initial_interval_s": 0,
-                                     "non_retryable_codes": ["CARD_DECLINED"]}),
-        ]))
-        assert (run.status, actions.count()) == ("failed", 1)
-
-    async def test_action_failed_error_not_retryable_stops_retries(
-        self, rt: Runtime, actions: RecordingActions
-    ) -> None:
-        run = await run_doc(rt, doc("pay", [
-            action("decline_final", retry={"max_attempts": 5, "initial_interval_s": 0}),
-        ]))
-        assert (run.status, actions.count()) == ("failed", 1)
-        assert run.error is not None
-        assert run.error["code"] == "CARD_DECLINED"
-
-    async def test_on_error_branch_runs_with_error_in_scope(self, rt: Runtime) -> None:
-        run = await run_doc(rt, doc("pay", [
-            action("decline", on_error=[assign(failure="error.code")]),
-        ]))
-        assert run.status == "completed"
-        assert await output_of(rt, run.run_id) == {"failure": "CARD_DECLINED"}
-
-    async def test_action_timeout_fails_with_action_timeout(self, rt: Runtime) -> None:
-        run = await run_doc(rt, doc("slow", [action("hang", timeout_s=0.05)]))
-        assert run.status == "failed"
-        assert run.error is not None
-        assert run.error["code"] == ErrorCode.ACTION_TIMEOUT
-
-    # -- idempotency ----------------------------------------------------------------------
-
-    async def test_idempotency_key_is_stable_across_attempts(
-        self, rt: Runtime, actions: RecordingActions
-    ) -> None:
-        run = await run_doc(rt, doc("flaky", [
-            action("flaky", {"succeed_on": 3},
-                   retry={"max_attempts": 3, "initial_interval_s": 0}),
-        ]))
-        assert run.status == "completed"
-        assert [c.ctx.attempt for c in actions.calls] == [1, 2, 3]
-        assert actions.keys() == [f"{TENANT}:{run.run_id}:steps[0]"] * 3
-
     async def test_redelivered_action_message_does_not_execute_again(
         self, rt: Runtime, actions: RecordingActions
     ) -> None:
@@ -479,25 +720,6 @@ class EngineContract:
         assert actions.count() == 1
         assert await rt.history(TENANT, run.run_id) == history
 
-    async def test_for_each_iterations_get_distinct_idempotency_keys(
-        self, rt: Runtime, actions: RecordingActions
-    ) -> None:
-        run = await run_doc(rt, doc("each", [
-            {"type": "for_each", "items": "input.items",
-             "do": [action("double", {"n": "item"})]},
-        ]), {"items": [1, 1, 1]})
-        assert sorted(actions.keys()) == [
-            f"{TENANT}:{run.run_id}:steps[0]@{i}.do[0]" for i in range(3)]
-
-    # -- cancel ---------------------------------------------------------------------------
-
-    async def test_cancel_waiting_run(self, rt: Runtime) -> None:
-        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
-        cancelled = await rt.cancel_run(TENANT, run.run_id, reason="customer left")
-        assert cancelled.status == "cancelled"
-        assert (await rt.get_run(TENANT, run.run_id)).status == "cancelled"
-        assert (await event_types(rt, run.run_id))[-2:] == ["CancelRequested", "RunCancelled"]
-
     async def test_cancelled_run_timers_never_fire(
         self, rt: Runtime, clock: ManualClock
     ) -> None:
@@ -509,110 +731,6 @@ class EngineContract:
         await rt.run_until_idle()
         assert await rt.history(TENANT, run.run_id) == before
         assert (await rt.get_run(TENANT, run.run_id)).status == "cancelled"
-
-    async def test_cancelling_parent_cancels_its_children(self, rt: Runtime) -> None:
-        await register(rt, doc("child_waits", [wait_event("go", "input.x")]))
-        run = await run_doc(rt, child_parent("child_waits"), {"x": "k"})
-        [child] = [r for r in await rt.list_runs(TENANT) if r.parent_run_id == run.run_id]
-        assert child.status == "waiting"
-        await rt.cancel_run(TENANT, run.run_id)
-        await rt.run_until_idle()
-        assert (await rt.get_run(TENANT, child.run_id)).status == "cancelled"
-        assert (await rt.get_run(TENANT, run.run_id)).status == "cancelled"
-
-    async def test_cancel_finished_run_is_run_finished(self, rt: Runtime) -> None:
-        run = await run_doc(rt, doc("quick", [ret("1")]))
-        error = await engine_error(rt.cancel_run(TENANT, run.run_id))
-        assert error.code == ErrorCode.RUN_FINISHED
-        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
-
-    async def test_cancel_unknown_run_is_run_not_found(self, rt: Runtime) -> None:
-        error = await engine_error(rt.cancel_run(TENANT, "no-such-run"))
-        assert error.code == ErrorCode.RUN_NOT_FOUND
-
-    # -- replay ---------------------------------------------------------------------------
-
-    async def test_replay_run_repeats_original_input_and_outcome(
-        self, rt: Runtime, actions: RecordingActions
-    ) -> None:
-        original = await run_doc(rt, doc("twice", [
-            action("double", {"n": "input.n"}, id="d"),
-            ret("{'result': steps.d.n}"),
-        ]), {"n": 21})
-        replayed_run = await rt.replay_run(TENANT, original.run_id)
-        await rt.run_until_idle()
-        again = await rt.get_run(TENANT, replayed_run.run_id)
-        assert again.run_id != original.run_id
-        assert (again.replay_of, again.status) == (original.run_id, "completed")
-        assert (await rt.get_state(TENANT, again.run_id)).input == {"n": 21}
-        assert await output_of(rt, again.run_id) == await output_of(rt, original.run_id)
-        assert actions.count() == 2
-
-    # -- tenants --------------------------------------------------------------------------
-
-    @pytest.mark.parametrize("operation", ["get_run", "history", "get_state", "cancel_run"])
-    async def test_other_tenant_sees_run_as_not_found(
-        self, rt: Runtime, operation: str
-    ) -> None:
-        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
-        error = await engine_error(getattr(rt, operation)(OTHER_TENANT, run.run_id))
-        assert error.code == ErrorCode.RUN_NOT_FOUND
-        assert (await rt.get_run(TENANT, run.run_id)).status == "waiting"
-
-    async def test_other_tenant_cannot_see_or_decide_task(self, rt: Runtime) -> None:
-        run_id, task_id = await self._open_task(rt)
-        assert await rt.ports.events.list_human_tasks(OTHER_TENANT) == []
-        error = await engine_error(rt.decide_task(OTHER_TENANT, task_id, "approve"))
-        assert error.code == ErrorCode.HUMAN_TASK_NOT_FOUND
-        await rt.run_until_idle()
-        assert (await rt.get_run(TENANT, run_id)).status == "waiting"
-
-    async def test_submit_event_to_unknown_run_is_run_not_found(self, rt: Runtime) -> None:
-        error = await engine_error(rt.submit_event(TENANT, "paid", {}, run_id="no-such-run"))
-        assert error.code == ErrorCode.RUN_NOT_FOUND
-
-    async def test_submit_event_to_finished_run_is_run_finished(self, rt: Runtime) -> None:
-        run = await run_doc(rt, doc("quick", [ret("1")]))
-        error = await engine_error(rt.submit_event(TENANT, "paid", {}, run_id=run.run_id))
-        assert error.code == ErrorCode.RUN_FINISHED
-
-    # -- bad input ------------------------------------------------------------------------
-
-    async def test_input_failing_schema_is_input_invalid(self, rt: Runtime) -> None:
-        schema = {"type": "object", "required": ["order"]}
-        await register(rt, doc("strict", [ret("1")], input_schema=schema))
-        error = await engine_error(rt.start_run(TENANT, "strict", {"amount": 1}))
-        assert error.code == ErrorCode.INPUT_INVALID
-        assert await rt.list_runs(TENANT) == []
-
-    async def test_unknown_definition_is_definition_not_found(self, rt: Runtime) -> None:
-        error = await engine_error(rt.start_run(TENANT, "no_such_definition", {}))
-        assert error.code == ErrorCode.DEFINITION_NOT_FOUND
-
-    async def test_registering_unknown_action_is_action_unknown(self, rt: Runtime) -> None:
-        bad = doc("bad", [assign(a="1"), action("no_such_action")])
-        error = await engine_error(register(rt, bad))
-        assert (error.code, error.path) == (ErrorCode.ACTION_UNKNOWN, "steps[1].action")
-
-    # -- history, time travel, snapshots --------------------------------------------------
-
-    @pytest.mark.parametrize("snapshot_every", [0, 3])
-    async def test_state_at_equals_replay_of_prefix(
-        self, runtime_factory: RuntimeFactory, actions: RecordingActions, snapshot_every: int
-    ) -> None:
-        rt = runtime_factory(actions.registry, RuntimeSettings(snapshot_every=snapshot_every))
-        run = await run_doc(rt, doc("travel", [
-            assign(a="1"),
-            {"type": "for_each", "items": "[1, 2, 3]", "max_concurrency": 2,
-             "do": [action("double", {"n": "item"})]},
-            action("flaky", {"succeed_on": 2}, retry={"max_attempts": 2, "initial_interval_s": 0}),
-            wait_event("paid", "input.order", timeout_s=60),
-        ]), {"order": "o-1"})
-        history = await rt.history(TENANT, run.run_id)
-        assert len(history) > 6
-        for version in range(1, len(history) + 1):
-            expected = replayed(history[:version])
-            assert await rt.state_at(TENANT, run.run_id, version) == expected, version
 
     async def test_snapshots_do_not_change_state(
         self, runtime_factory: RuntimeFactory, actions: RecordingActions
@@ -848,40 +966,3 @@ class EngineContract:
         assert await there.resume_run(OTHER_TENANT, run.run_id) == 1
         await there.run_until_idle()
         assert (await there.get_run(OTHER_TENANT, run.run_id)).status == "completed"
-
-    async def test_archive_is_json_and_round_trips(self, rt: Runtime) -> None:
-        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
-        archive = await rt.export_run(TENANT, run.run_id)
-        assert json.loads(json.dumps(archive)) == archive
-        assert (archive["format"], archive["version"]) == ("wfengine.run-archive", 1)
-        assert archive["run"]["status"] == "waiting"
-        assert [e["type"] for e in archive["history"]] == await event_types(rt, run.run_id)
-
-    async def test_corrupt_archive_is_archive_invalid_and_stores_nothing(
-        self, rt: Runtime
-    ) -> None:
-        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
-        archive = await rt.export_run(TENANT, run.run_id)
-        del archive["history"][1]
-        error = await engine_error(rt.import_run(archive, tenant=OTHER_TENANT))
-        assert (error.code, error.path) == (ErrorCode.ARCHIVE_INVALID, "history[1].version")
-        error = await engine_error(rt.get_run(OTHER_TENANT, run.run_id))
-        assert error.code == ErrorCode.RUN_NOT_FOUND
-
-    async def test_import_of_an_existing_run_id_is_run_already_exists(
-        self, rt: Runtime
-    ) -> None:
-        run = await run_doc(rt, WAIT_PAID, {"order": "o-1"})
-        archive = await rt.export_run(TENANT, run.run_id)
-        error = await engine_error(rt.import_run(archive))
-        assert error.code == ErrorCode.RUN_ALREADY_EXISTS
-        assert len(await rt.history(TENANT, run.run_id)) == len(archive["history"])
-
-    async def test_unfinished_run_tree_cannot_be_moved(self, rt: Runtime) -> None:
-        await register(rt, SLEEPER)
-        parent = await run_doc(rt, child_parent("sleeper"), {"x": 1})
-        [child] = [r for r in await rt.list_runs(TENANT) if r.parent_run_id == parent.run_id]
-        for run_id in (parent.run_id, child.run_id):
-            archive = await rt.export_run(TENANT, run_id)
-            error = await engine_error(rt.import_run(archive, tenant=OTHER_TENANT))
-            assert error.code == ErrorCode.UNSUPPORTED

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import pytest
 from pydantic import BaseModel
@@ -20,8 +20,9 @@ from wfadapters.memory import ManualClock
 from wfdomain.actions import ActionContext, ActionRegistry
 from wfdomain.codec import decode_envelope
 from wfdomain.definition import parse_definition
+from wfdomain.engine import Engine
 from wfdomain.errors import ActionFailedError, WorkflowEngineError
-from wfdomain.records import EventEnvelope, Message, RunSummary
+from wfdomain.records import AuditRecord, EventEnvelope, HumanTaskRecord, Message, RunSummary
 from wfdomain.runtime import Runtime, RuntimeSettings
 from wfdomain.state import RunState, replay
 
@@ -38,6 +39,28 @@ class RuntimeFactory(Protocol):
     def __call__(
         self, actions: ActionRegistry, settings: RuntimeSettings | None = None
     ) -> Runtime: ...
+
+
+class EngineFactory(Protocol):
+    """Builds an engine (a local runtime or another engine) over the backend under test.
+
+    ``settings`` carries the options the scenarios vary (correlation paths, snapshots);
+    an engine that is not a ``Runtime`` maps what applies to it.
+    """
+
+    def __call__(
+        self, actions: ActionRegistry, settings: RuntimeSettings | None = None
+    ) -> Engine: ...
+
+
+class _Inspectable(Protocol):
+    """What a non-local engine offers tests in place of a runtime's ports."""
+
+    async def list_audit(self, tenant: str) -> list[AuditRecord]: ...
+
+    async def list_human_tasks(self, tenant: str) -> list[HumanTaskRecord]: ...
+
+    async def run_until_timers_fire(self, seconds: float) -> None: ...
 
 
 # -- actions ------------------------------------------------------------------------------
@@ -174,13 +197,13 @@ def child_parent(child_definition: str) -> Doc:
 # -- drivers and views --------------------------------------------------------------------
 
 
-async def register(rt: Runtime, *docs: Mapping[str, Any], tenant: str = TENANT) -> None:
+async def register(rt: Engine, *docs: Mapping[str, Any], tenant: str = TENANT) -> None:
     for document in docs:
         await rt.register_definition(tenant, parse_definition(document))
 
 
 async def run_doc(
-    rt: Runtime, document: Mapping[str, Any], run_input: Any = None, *, tenant: str = TENANT
+    rt: Engine, document: Mapping[str, Any], run_input: Any = None, *, tenant: str = TENANT
 ) -> RunSummary:
     """Register ``document``, start a run of it and work until idle; return the summary."""
     await register(rt, document, tenant=tenant)
@@ -195,16 +218,36 @@ async def advance(rt: Runtime, clock: ManualClock, seconds: float) -> None:
     await rt.run_until_idle()
 
 
-async def output_of(rt: Runtime, run_id: str, *, tenant: str = TENANT) -> Any:
+async def output_of(rt: Engine, run_id: str, *, tenant: str = TENANT) -> Any:
     return (await rt.get_state(tenant, run_id)).output
 
 
-async def event_types(rt: Runtime, run_id: str, *, tenant: str = TENANT) -> list[str]:
+async def event_types(rt: Engine, run_id: str, *, tenant: str = TENANT) -> list[str]:
     return [e.type for e in await rt.history(tenant, run_id)]
 
 
-async def audit_kinds(rt: Runtime, *, tenant: str = TENANT) -> list[str]:
-    return [r.kind for r in await rt.ports.audit.list_audit(tenant, limit=1000)]
+async def audit_kinds(rt: Engine, *, tenant: str = TENANT) -> list[str]:
+    if isinstance(rt, Runtime):
+        return [r.kind for r in await rt.ports.audit.list_audit(tenant, limit=1000)]
+    return [r.kind for r in await cast(_Inspectable, rt).list_audit(tenant)]
+
+
+async def human_tasks(rt: Engine, *, tenant: str = TENANT) -> list[HumanTaskRecord]:
+    """The tenant's open human tasks (the inbox)."""
+    if isinstance(rt, Runtime):
+        return await rt.ports.events.list_human_tasks(tenant)
+    return await cast(_Inspectable, rt).list_human_tasks(tenant)
+
+
+async def pass_time(rt: Engine, clock: ManualClock, seconds: float) -> None:
+    """Let ``seconds`` pass and the timers due by then fire.
+
+    A local runtime's clock is moved on; an engine on real time waits for its timers.
+    """
+    if isinstance(rt, Runtime):
+        await advance(rt, clock, seconds)
+    else:
+        await cast(_Inspectable, rt).run_until_timers_fire(seconds)
 
 
 def replayed(history: Sequence[EventEnvelope]) -> RunState:
@@ -245,7 +288,7 @@ async def engine_error(awaitable: Awaitable[object]) -> WorkflowEngineError:
     return info.value
 
 
-async def step_output(rt: Runtime, run_id: str, key: str, *, tenant: str = TENANT) -> Any:
+async def step_output(rt: Engine, run_id: str, key: str, *, tenant: str = TENANT) -> Any:
     """The output recorded when the step instance ``key`` completed."""
     for e in await rt.history(tenant, run_id):
         if e.type == "StepCompleted" and e.data["key"] == key:

@@ -45,9 +45,10 @@ def _sql(db: Database, clock: ManualClock, actions: RecordingActions, engine: st
 
 
 def _memory(clock: ManualClock, actions: RecordingActions) -> Runtime:
-    store = InMemoryEventStore()
+    stream = InMemoryStream(clock)
+    store = InMemoryEventStore(outbox=stream)
     ports = Ports(events=store, definitions=store, ledger=store, audit=store,
-                  stream=InMemoryStream(clock), lock=InMemoryLock(clock),
+                  stream=stream, lock=InMemoryLock(clock),
                   scheduler=InMemoryScheduler(), clock=clock, ids=UuidIds())
     return Runtime(ports, actions.registry, RuntimeSettings(engine="memory"))
 

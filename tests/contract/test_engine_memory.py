@@ -21,10 +21,11 @@ from wfdomain.runtime import Ports, Runtime, RuntimeSettings
 class TestMemoryEngine(EngineContract):
     @pytest.fixture
     async def runtime_factory(self, clock: ManualClock) -> AsyncIterator[RuntimeFactory]:
-        store = InMemoryEventStore()
+        stream = InMemoryStream(clock)
+        store = InMemoryEventStore(outbox=stream)
         ports = Ports(
             events=store, definitions=store, ledger=store, audit=store,
-            stream=InMemoryStream(clock), lock=InMemoryLock(clock),
+            stream=stream, lock=InMemoryLock(clock),
             scheduler=InMemoryScheduler(), clock=clock, ids=UuidIds(),
         )
 

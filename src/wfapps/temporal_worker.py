@@ -1,0 +1,102 @@
+"""The Temporal side of the apps: engine settings from the engine URL, and the worker.
+
+``temporal://host:7233/namespace?task_queue=q`` names the frontend, the namespace and the
+one task queue. ``open_temporal_engine`` (the producer side) and ``serve_temporal_worker``
+(the worker, ``wf temporal-worker``) both read it from the same ``Settings``, so they can
+never disagree about where a run executes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from wfadapters.temporal import TemporalEngine, TemporalSettings, build_worker
+from wfapps.loading import load_package
+from wfapps.settings import Settings, SettingsError
+from wfdomain.actions import ActionRegistry
+from wfdomain.definition import Definition
+from wfdomain.expressions import ExpressionLimits
+
+__all__ = ["open_temporal_engine", "serve_temporal_worker", "temporal_settings"]
+
+DEFAULT_PORT = 7233
+
+
+def temporal_settings(settings: Settings) -> TemporalSettings:
+    """Return the Temporal engine settings of a ``temporal://`` engine URL.
+
+    Raises:
+        SettingsError: not a ``temporal://`` URL, or no host in it.
+    """
+    parts = urlsplit(settings.engine_url)
+    if parts.scheme != "temporal" or not parts.hostname:
+        raise SettingsError(
+            f"engine URL {settings.engine_url!r}: expected "
+            "temporal://host:port/namespace?task_queue=queue")
+    namespace = unquote(parts.path.strip("/")) or "default"
+    return TemporalSettings(
+        target=f"{parts.hostname}:{parts.port or DEFAULT_PORT}", namespace=namespace,
+        task_queue=settings.queue,
+        correlation_paths={k: tuple(v) for k, v in settings.correlation_paths.items()},
+        expression_limits=ExpressionLimits(timeout_ms=settings.expression_timeout_ms),
+    )
+
+
+@asynccontextmanager
+async def open_temporal_engine(
+    settings: Settings, actions: ActionRegistry, *, embedded_worker: bool = False,
+) -> AsyncIterator[TemporalEngine]:
+    """Connect the Temporal engine of ``settings``.
+
+    With ``embedded_worker``, a worker for its task queue runs in this process too (for
+    one-process use: the CLI, tests, embedding).
+
+    Raises:
+        StorageUnavailableError: the frontend cannot be reached.
+    """
+    engine = await TemporalEngine.connect(temporal_settings(settings), actions)
+    if not embedded_worker:
+        yield engine
+        return
+    async with build_worker(engine.client, actions, engine.settings.task_queue):
+        yield engine
+
+
+def load_actions(paths: Sequence[Path]) -> tuple[ActionRegistry, list[Definition]]:
+    """Merge the actions of workflow folders; return them with every definition found."""
+    actions = ActionRegistry()
+    definitions: list[Definition] = []
+    for path in paths:
+        package = load_package(path)
+        actions.merge([package.actions])
+        definitions.extend(package.definitions)
+    return actions, definitions
+
+
+async def serve_temporal_worker(
+    settings: Settings, actions: ActionRegistry, definitions: Sequence[Definition] = (),
+    *, stop: asyncio.Event | None = None,
+) -> int:
+    """Register ``definitions`` and poll the task queue until SIGTERM/SIGINT or ``stop``.
+
+    Returns 0 after a graceful shutdown (in-flight activities are given the worker's
+    graceful-shutdown time, then cancelled; Temporal retries the workflow tasks elsewhere).
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    engine = await TemporalEngine.connect(temporal_settings(settings), actions)
+    async with build_worker(engine.client, actions, engine.settings.task_queue):
+        # Registering goes through the tenant workflow, which this worker executes.
+        for definition in definitions:
+            await engine.register_definition(settings.tenant, definition)
+        await stop.wait()
+    return 0
