@@ -1,0 +1,245 @@
+"""End-to-end throughput and latency of `wf worker` processes, beside the raw commit rate.
+
+Run from the repository root (Postgres on 127.0.0.1:5432 with trust auth and a database
+``test``; Redis on 127.0.0.1:6379 for ``postgres+redis``):
+
+    .venv/bin/python bench/e2e.py                      # 3 repetitions, 1/2/4 workers
+    .venv/bin/python bench/e2e.py --quick              # 3 repetitions, a smaller load
+    .venv/bin/python bench/e2e.py --engines postgres --workers 2 --runs 100
+
+One configuration = an engine (``postgres``; ``postgres+redis``) and a number of worker
+processes (``wf worker``, ``WF_WORKER_CONCURRENCY=4``, ``WF_WORKER_BATCH=4``). Each
+repetition gets a fresh Postgres database (and Redis key prefix), starts the workers and
+waits until each has logged ``worker.started``, then times: the producer starts ``--runs``
+runs of a workflow of ``--steps`` no-op actions (one message per action, plus one to start
+each run) and waits until every run completed. Right before it, in the same repetition,
+the raw Postgres single-row commit rate is measured through the same driver
+(``transport_raw.postgres_commit_rate``: SQLAlchemy async + asyncpg, ``engine.begin()`` +
+one INSERT), so the ratio is free of the machine's drift.
+
+Figures (median of the repetitions, min-max):
+
+* ``msg/s``: messages the workers handled (each one: taken from the stream, decided, its
+  events appended, its follow-ups enqueued, acked) per second of the timed window.
+* ``events/s``: events appended (the runs' versions summed) per second.
+* ``p50``/``p99``: per message, from enqueue (the ``sent_at`` stamp the producer or worker
+  put in the message) to the end of its handling, read from the workers' JSON log lines
+  (``queued_s + took_s``), in ms.
+* ``msg/s / raw commit``: per repetition. Target with 2 workers: >= 0.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from storage import PG_URL, RAW, postgres_database
+from transport_raw import REDIS_URL, postgres_commit_rate
+
+from wfadapters.redis import RedisConnection
+from wfadapters.sql.database import Database
+from wfadapters.sql.migrate import upgrade
+from wfapps.bootstrap import open_runtime
+from wfapps.loading import load_package
+from wfapps.settings import Settings
+from wfapps.tracing import SendTime
+
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+WF = Path(sys.executable).parent / "wf"
+TENANT = "default"
+
+ACTIONS = '''
+from pydantic import BaseModel
+from wfdomain import ActionContext, ActionRegistry
+
+actions = ActionRegistry()
+
+
+class N(BaseModel):
+    n: int
+
+
+@actions.action()
+async def noop(inp: N, ctx: ActionContext) -> N:
+    return inp
+'''
+
+
+def _definition(steps: int) -> str:
+    lines = ["id: bench", "version: 1", "steps:"]
+    lines += [f"  - {{id: s{i}, type: action, action: noop, input: {{n: '{i}'}}}}"
+              for i in range(1, steps + 1)]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One timed repetition."""
+
+    messages_per_s: float
+    events_per_s: float
+    p50_ms: float
+    p99_ms: float
+    raw_commit_per_s: float
+
+    @property
+    def ratio(self) -> float:
+        """Handled messages per second over raw commits per second."""
+        return self.messages_per_s / self.raw_commit_per_s
+
+
+@asynccontextmanager
+async def fresh_engine(engine: str) -> AsyncIterator[str]:
+    """A new database with the schema (and a fresh Redis prefix); dropped afterwards."""
+    name = f"wfbench_e2e_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgres://postgres@127.0.0.1:5432/{name}"
+    db = Database.open(url)
+    await upgrade(db)
+    await db.dispose()
+    conn = None
+    try:
+        if engine == "postgres+redis":
+            conn = RedisConnection.open(REDIS_URL, prefix=f"wfbench-{uuid.uuid4().hex[:10]}")
+            yield f"{url}?redis={REDIS_URL}&redis_prefix={conn.prefix}"
+        else:
+            yield url
+    finally:
+        if conn is not None:
+            keys = [k async for k in conn.client.scan_iter(match=f"{conn.prefix}:*")]
+            if keys:
+                await conn.client.delete(*keys)
+            await conn.close()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def _started(log: Path) -> bool:
+    return log.exists() and '"msg":"worker.started"' in log.read_text(errors="replace")
+
+
+def _latencies(logs: list[Path]) -> tuple[int, list[float]]:
+    handled, latencies = 0, []
+    for log in logs:
+        for line in log.read_text(errors="replace").splitlines():
+            if '"msg":"message.processed"' not in line:
+                continue
+            record = json.loads(line)
+            handled += 1
+            if "queued_s" in record:
+                latencies.append(1000 * (record["queued_s"] + record["took_s"]))
+    return handled, latencies
+
+
+async def one_repetition(engine: str, workers: int, runs: int, steps: int, folder: Path,
+                         raw_db: Database, commits: int) -> Sample:
+    """Measure the raw commit rate, then one timed end-to-end load."""
+    raw = await postgres_commit_rate(raw_db, commits)
+    package = load_package(folder)
+    async with fresh_engine(engine) as url:
+        logs = [folder / f"worker-{uuid.uuid4().hex[:6]}.log" for _ in range(workers)]
+        env = {**os.environ, "WF_ENGINE_URL": url, "WF_WORKER_CONCURRENCY": "4",
+               "WF_WORKER_BATCH": "4", "WF_WORKER_POLL_INTERVAL_S": "0.01"}
+        files = [log.open("wb") for log in logs]
+        procs = [subprocess.Popen([str(WF), "worker", str(folder)], env=env, stdout=f,  # noqa: ASYNC220 - started once, before timing
+                                  stderr=subprocess.STDOUT) for f in files]
+        try:
+            deadline = time.monotonic() + 120
+            while not all(_started(log) for log in logs):
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    raise RuntimeError(f"workers did not start: see {logs}")
+                await asyncio.sleep(0.05)
+            async with open_runtime(Settings.from_url(url), package.actions,
+                                   telemetry=SendTime()) as runtime:
+                await runtime.register_definition(TENANT, package.main)
+                start = time.perf_counter()
+                for _ in range(runs):
+                    await runtime.start_run(TENANT, "bench", {})
+                while await runtime.list_runs(TENANT, statuses=["running", "waiting"], limit=1):
+                    if any(p.poll() is not None for p in procs):
+                        raise RuntimeError(f"a worker died: see {logs}")
+                    await asyncio.sleep(0.01)
+                elapsed = time.perf_counter() - start
+                done = await runtime.list_runs(TENANT, statuses=["completed"], limit=runs + 1)
+            if len(done) != runs:
+                raise RuntimeError(f"{len(done)} of {runs} runs completed")
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                proc.wait(timeout=120)
+            for f in files:
+                f.close()
+        handled, latencies = _latencies(logs)
+        for log in logs:
+            log.unlink()
+    quantiles = statistics.quantiles(latencies, n=100)
+    return Sample(messages_per_s=handled / elapsed,
+                  events_per_s=sum(r.version for r in done) / elapsed,
+                  p50_ms=quantiles[49], p99_ms=quantiles[98], raw_commit_per_s=raw)
+
+
+def _figure(values: list[float], digits: int = 0) -> str:
+    fmt = f"{{:,.{digits}f}}"
+    return (f"{fmt.format(statistics.median(values))} | "
+            f"{fmt.format(min(values))}-{fmt.format(max(values))}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller load")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--engines", default="postgres,postgres+redis")
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=5)
+    args = parser.parse_args()
+    runs = args.runs or (20 if args.quick else 60)
+    commits = 200 if args.quick else 500
+    print(f"e2e: {runs} runs x {args.steps} no-op actions per repetition, "
+          f"{args.repeat} repetitions; workers: 4 consumers, batch 4")
+    print("| engine | workers | msg/s | min-max | events/s | min-max | p50 ms | min-max "
+          "| p99 ms | min-max | raw commit/s | min-max | msg/s / raw | min-max |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "bench"
+        folder.mkdir()
+        (folder / "definition.yaml").write_text(_definition(args.steps))
+        (folder / "actions.py").write_text(ACTIONS)
+        async with postgres_database(PG_URL) as raw_db:
+            async with raw_db.engine.begin() as conn:
+                await conn.run_sync(RAW.metadata.create_all)
+            await postgres_commit_rate(raw_db, 50)  # warm-up
+            for engine in args.engines.split(","):
+                for workers in (int(w) for w in args.workers.split(",")):
+                    samples = [await one_repetition(engine, workers, runs, args.steps,
+                                                    folder, raw_db, commits)
+                               for _ in range(args.repeat)]
+                    print(f"| {engine} | {workers} "
+                          f"| {_figure([s.messages_per_s for s in samples])} "
+                          f"| {_figure([s.events_per_s for s in samples])} "
+                          f"| {_figure([s.p50_ms for s in samples], 1)} "
+                          f"| {_figure([s.p99_ms for s in samples], 1)} "
+                          f"| {_figure([s.raw_commit_per_s for s in samples])} "
+                          f"| {_figure([s.ratio for s in samples], 2)} |", flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
