@@ -52,3 +52,21 @@ def test_errors_exported_at_the_top_are_the_error_module_classes() -> None:
         if name in wfdomain.__all__:
             assert getattr(wfdomain, name) is getattr(errors, name)
     assert issubclass(wfdomain.DefinitionError, wfdomain.WorkflowEngineError)
+
+
+TESTING_EXPECTED = {
+    "CANCEL_FROM", "T0", "Divergence", "Driver", "Fed", "ReplayReport", "Scenario",
+    "check_replay", "definition_documents", "definitions", "drive", "interleavings",
+    "open_inputs", "run_inputs", "scenarios", "shift_time",
+}
+
+
+def test_wfdomain_testing_exports_are_stable() -> None:
+    # an optional leaf (needs the ``testing`` extra): not re-exported by ``wfdomain``
+    testing = importlib.import_module("wfdomain.testing")
+    assert set(testing.__all__) == TESTING_EXPECTED
+    assert all(hasattr(testing, name) for name in testing.__all__)
+    assert testing.check_replay is wfdomain.check_replay
+    assert not set(testing.__all__) - {"check_replay", "Divergence", "ReplayReport"} & set(
+        wfdomain.__all__
+    )
