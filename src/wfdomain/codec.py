@@ -113,7 +113,7 @@ def _parse_dt(value: str | None) -> datetime | None:
 def encode_state(state: RunState) -> dict[str, Any]:
     """Return a JSON-ready snapshot of ``state``."""
     return {
-        "format": 1,
+        "format": 2,
         "run_id": state.run_id, "tenant": state.tenant,
         "definition_id": state.definition_id, "definition_version": state.definition_version,
         "definition_hash": state.definition_hash, "engine": state.engine, "queue": state.queue,
@@ -127,18 +127,22 @@ def encode_state(state: RunState) -> dict[str, Any]:
             {**dataclasses.asdict(s), "items": list(s.items), "children": list(s.children)}
             for s in state.steps.values()
         ],
-        "scopes": state.scopes, "scope_parents": state.scope_parents,
-        "timers": {
-            k: {"key": t.key, "fire_at": t.fire_at.isoformat(), "purpose": t.purpose}
+        # The interpreter iterates these maps in insertion order, so they are stored as
+        # lists: a JSON store may hand object keys back in another order (Postgres JSONB
+        # sorts them), and the order must not depend on where a snapshot was kept.
+        "scopes": [[k, v] for k, v in state.scopes.items()],
+        "scope_parents": [[k, v] for k, v in state.scope_parents.items()],
+        "timers": [
+            [k, {"key": t.key, "fire_at": t.fire_at.isoformat(), "purpose": t.purpose}]
             for k, t in state.timers.items()
-        },
-        "waits": {k: list(v) for k, v in state.waits.items()},
+        ],
+        "waits": [[k, *v] for k, v in state.waits.items()],
         "tasks": [
             {**dataclasses.asdict(t), "outcomes": list(t.outcomes),
              "deadline": _dt(t.deadline), "created_at": t.created_at.isoformat()}
             for t in state.tasks.values()
         ],
-        "children": state.children,
+        "children": [[k, v] for k, v in state.children.items()],
         "received_events": sorted(state.received_events),
         "cancel_requested": state.cancel_requested,
         "output": state.output, "error": state.error,
@@ -151,8 +155,15 @@ def decode_state(data: dict[str, Any]) -> RunState:
     Raises:
         CodecError: the snapshot has an unknown format.
     """
-    if data.get("format") != 1:
-        raise CodecError(f"unknown snapshot format {data.get('format')!r}")
+    snapshot_format = data.get("format")
+    if snapshot_format not in (1, 2):
+        raise CodecError(f"unknown snapshot format {snapshot_format!r}")
+    if snapshot_format == 1:  # maps stored as JSON objects: their order is the store's
+        data = {**data, "scopes": list(data["scopes"].items()),
+                "scope_parents": list(data["scope_parents"].items()),
+                "timers": list(data["timers"].items()),
+                "waits": [[k, *v] for k, v in data["waits"].items()],
+                "children": list(data["children"].items())}
     steps = {
         s["key"]: StepState(**{**s, "items": tuple(s["items"]), "children": tuple(s["children"])})
         for s in data["steps"]
@@ -174,16 +185,16 @@ def decode_state(data: dict[str, Any]) -> RunState:
         vars=data["vars"],
         blocks={b["key"]: BlockState(**b) for b in data["blocks"]},
         steps=steps,
-        scopes={k: dict(v) for k, v in data["scopes"].items()},
-        scope_parents=dict(data["scope_parents"]),
+        scopes={k: dict(v) for k, v in data["scopes"]},
+        scope_parents={k: v for k, v in data["scope_parents"]},
         timers={
             k: TimerState(key=t["key"], fire_at=datetime.fromisoformat(t["fire_at"]),
                           purpose=t["purpose"])
-            for k, t in data["timers"].items()
+            for k, t in data["timers"]
         },
-        waits={k: (v[0], v[1]) for k, v in data["waits"].items()},
+        waits={k: (name, corr) for k, name, corr in data["waits"]},
         tasks=tasks,
-        children=dict(data["children"]),
+        children={k: v for k, v in data["children"]},
         received_events=set(data["received_events"]),
         cancel_requested=data["cancel_requested"],
         output=data["output"], error=data["error"],

@@ -7,6 +7,7 @@ One base class per port. A backend subclasses each base it implements in
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -32,7 +33,7 @@ from wfdomain.errors import (
     NondeterminismError,
 )
 from wfdomain.ports import ActionLedger, AuditLog, DefinitionStore, EventStore
-from wfdomain.records import RunSummary, Snapshot
+from wfdomain.records import JSONValue, RunSummary, Snapshot
 
 
 async def create(store: EventStore, run: RunSummary) -> None:
@@ -102,6 +103,21 @@ class EventStoreContract:
         await store.append([event], expected_version=0, summary=summary("run-1", 1))
         event.data["items"].append(2)
         assert (await store.read(TENANT, "run-1"))[0].data == {"items": [1]}
+
+    async def test_documents_read_back_with_their_keys_in_the_order_written(
+        self, store: EventStore
+    ) -> None:
+        # Key order is visible to expressions ($keys, $string), so a store that re-orders
+        # object keys (Postgres JSONB does) would make a loaded run decide differently.
+        data: dict[str, JSONValue] = {"zeta": 1, "b": {"y": 1, "aa": 2}, "a": [{"z": 0, "c": 1}]}
+        await store.append([envelope("run-1", 1, data=data)], expected_version=0,
+                           summary=summary("run-1", 1))
+        await store.save_snapshot(Snapshot(tenant=TENANT, run_id="run-1", version=1, state=data))
+        (event,) = await store.read(TENANT, "run-1")
+        stored = await store.load_snapshot(TENANT, "run-1")
+        assert stored is not None
+        assert json.dumps(event.data) == json.dumps(data)
+        assert json.dumps(stored.state) == json.dumps(data)
 
     # -- optimistic concurrency --------------------------------------------------------
 

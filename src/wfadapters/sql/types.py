@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import JSON, BigInteger, Integer
-from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = ["Json", "Position", "from_micros", "micros"]
 
 # BIGSERIAL on Postgres; on SQLite only INTEGER PRIMARY KEY is the rowid alias, and
 # AUTOINCREMENT (sqlite_autoincrement on the table) never hands out a used position again.
 Position = BigInteger().with_variant(Integer(), "sqlite")
-Json = JSON().with_variant(JSONB(), "postgresql")
+# Text JSON on every dialect: Postgres JSONB re-orders object keys, and key order is part of
+# what an expression sees (migration 0004 says more).
+Json = JSON()
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
