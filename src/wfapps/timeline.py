@@ -13,7 +13,7 @@ from wfdomain.definition import Definition
 from wfdomain.records import EventEnvelope
 from wfdomain.redaction import mask, secret_values
 
-__all__ = ["EventRow", "StepRow", "event_rows", "step_rows"]
+__all__ = ["EventRow", "StepRow", "event_rows", "secrets_of", "step_rows"]
 
 
 def _compact(value: Any, limit: int = 90) -> str:
@@ -21,7 +21,8 @@ def _compact(value: Any, limit: int = 90) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _secrets(history: list[EventEnvelope], definition: Definition) -> frozenset[str]:
+def secrets_of(history: list[EventEnvelope], definition: Definition) -> frozenset[str]:
+    """The secret values of a run: those at its definition's secret paths, ever."""
     if not definition.secret_fields:
         return frozenset()
     found: set[str] = set()
@@ -51,7 +52,7 @@ def step_rows(history: list[EventEnvelope], definition: Definition) -> list[Step
     """Summarise a history as one row per step instance, in start order."""
     if not history:
         return []
-    secrets, start = _secrets(history, definition), history[0].at
+    secrets, start = secrets_of(history, definition), history[0].at
     rows: dict[str, StepRow] = {}
     for e in history:
         d, key = e.data, str(e.data.get("key", ""))
@@ -105,7 +106,7 @@ def event_rows(history: list[EventEnvelope], definition: Definition) -> list[Eve
     """Return every event with its time relative to the start, secrets masked."""
     if not history:
         return []
-    secrets, start = _secrets(history, definition), history[0].at
+    secrets, start = secrets_of(history, definition), history[0].at
     return [
         EventRow(version=e.version, offset_s=(e.at - start).total_seconds(), type=e.type,
                  key=str(e.data.get("key") or e.data.get("block") or ""),

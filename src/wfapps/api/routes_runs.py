@@ -1,0 +1,136 @@
+"""Run routes: start, list, show, history, timeline, state, cancel, replay, export, import."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from wfapps.api.models import CancelRequest, ImportRequest, ReplayRequest, StartRunRequest
+from wfapps.api.services import ServicesDep, TenantDep
+from wfapps.stuck import find_stuck, stuck_report
+from wfapps.views import load_view, run_json, state_json, timeline_json
+from wfdomain.redaction import mask
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["runs"])
+
+
+@router.get("/definitions")
+async def list_definitions(svc: ServicesDep, _: TenantDep) -> list[dict[str, Any]]:
+    """The definitions this server can start runs of."""
+    return [{"id": d.id, "version": d.version, "title": d.title,
+             "input_schema": d.input_schema, "secret_fields": list(d.secret_fields)}
+            for d in svc.catalog]
+
+
+@router.post("/runs", status_code=201)
+async def start_run(body: StartRunRequest, svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+    """Start a run; its input is validated against the definition's input schema."""
+    await svc.ensure_catalog(tenant)
+    run = await svc.runtime.start_run(tenant, body.definition_id, body.input,
+                                      version=body.version, run_id=body.run_id)
+    return run_json(run, svc.runtime.ports.clock.now())
+
+
+@router.get("/runs")
+async def list_runs(
+    svc: ServicesDep, tenant: TenantDep,
+    status: Annotated[list[str] | None, Query(description="Only these statuses.")] = None,
+    definition_id: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """The tenant's runs, newest first, optionally by status and definition."""
+    runs = await svc.runtime.ports.events.list_runs(
+        tenant, statuses=status or None, definition_id=definition_id,
+        limit=min(limit, svc.options.max_list), offset=offset)
+    now = svc.runtime.ports.clock.now()
+    stuck = {r.run_id: r.to_json() for r in await find_stuck(svc.runtime, tenant)}
+    return {"runs": [{**run_json(r, now), "stuck": stuck.get(r.run_id)} for r in runs]}
+
+
+@router.get("/stuck")
+async def stuck_runs(svc: ServicesDep, tenant: TenantDep) -> list[dict[str, Any]]:
+    """Unfinished runs that are not progressing, with the reason."""
+    return [r.to_json() for r in await find_stuck(svc.runtime, tenant)]
+
+
+@router.get("/runs/{run_id}")
+async def get_run(run_id: str, svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+    """A run with its input and output (secrets masked) and why it is stuck, if it is."""
+    view = await load_view(svc.runtime, tenant, run_id)
+    state = state_json(await svc.runtime.get_state(tenant, run_id), view.secrets)
+    stuck = await stuck_report(svc.runtime, view.run)
+    return {**run_json(view.run, svc.runtime.ports.clock.now(), view.secrets),
+            "input": state["input"], "output": state["output"],
+            "secret_fields": list(view.definition.secret_fields),
+            "stuck": None if stuck is None else stuck.to_json()}
+
+
+@router.get("/runs/{run_id}/history")
+async def history(run_id: str, svc: ServicesDep, tenant: TenantDep) -> list[dict[str, Any]]:
+    """Every event of the run, in order, secrets masked."""
+    return (await load_view(svc.runtime, tenant, run_id)).history_json()
+
+
+@router.get("/runs/{run_id}/timeline")
+async def timeline(run_id: str, svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+    """One row per step instance and one per event."""
+    view = await load_view(svc.runtime, tenant, run_id)
+    return timeline_json(view.history, view.definition)
+
+
+@router.get("/runs/{run_id}/state")
+async def state_at(
+    run_id: str, svc: ServicesDep, tenant: TenantDep,
+    version: Annotated[int | None, Query(ge=1, description="After this event.")] = None,
+) -> dict[str, Any]:
+    """The run's state now, or as it was after event ``version`` (time travel)."""
+    view = await load_view(svc.runtime, tenant, run_id)
+    at = view.run.version if version is None else min(version, view.run.version)
+    return state_json(await svc.runtime.state_at(tenant, run_id, at), view.secrets)
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel(run_id: str, svc: ServicesDep, tenant: TenantDep,
+                 body: CancelRequest | None = None) -> dict[str, Any]:
+    """Cancel now; ``cancelled`` reports whether the engine recorded the run cancelled."""
+    run = await svc.runtime.cancel_run(tenant, run_id, reason=body.reason if body else None,
+                                       requested_by="api")
+    return {"cancelled": run.status == "cancelled",
+            "run": run_json(run, svc.runtime.ports.clock.now())}
+
+
+@router.post("/runs/{run_id}/replay", status_code=201)
+async def replay(run_id: str, svc: ServicesDep, tenant: TenantDep,
+                 body: ReplayRequest | None = None) -> dict[str, Any]:
+    """Start a new run from the original, unredacted input (or the given one)."""
+    request = body or ReplayRequest()
+    await svc.ensure_catalog(tenant)
+    run = await svc.runtime.replay_run(tenant, run_id, run_input=request.input,
+                                       use_original_input=request.use_original_input)
+    return run_json(run, svc.runtime.ports.clock.now())
+
+
+@router.get("/runs/{run_id}/export")
+async def export(
+    run_id: str, svc: ServicesDep, tenant: TenantDep,
+    secrets: Annotated[str, Query(pattern="^(redact|include)$", description=(
+        "'redact' (default) masks secret values; such an archive is for reading and "
+        "cannot be imported. 'include' keeps them, to move the run."))] = "redact",
+) -> dict[str, Any]:
+    """The run's portable archive."""
+    archive = await svc.runtime.export_run(tenant, run_id)
+    if secrets == "include":
+        return archive
+    view = await load_view(svc.runtime, tenant, run_id)
+    return {**mask(archive, view.secrets), "redacted": True}
+
+
+@router.post("/runs/import", status_code=201)
+async def import_run(body: ImportRequest, svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+    """Store an archived run in the caller's tenant; an unfinished run continues here."""
+    run = await svc.runtime.import_run(body.archive, tenant=tenant, resume=body.resume)
+    return run_json(run, svc.runtime.ports.clock.now())

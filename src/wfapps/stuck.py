@@ -1,0 +1,101 @@
+"""Why a run is stuck, derived from what the stores hold.
+
+Reasons, in the order they are looked for:
+
+- ``no_worker``: a worker saw the run's message and refused it because the run executes
+  on another engine or queue (the ``run.foreign_queue`` audit record), so no worker
+  serves that queue;
+- ``no_progress``: running, with no event for longer than the threshold (no worker for
+  its queue has picked it up, or a message was lost);
+- ``timer_overdue``: waiting on a timer that is overdue by more than the threshold;
+- ``waiting_event``: waiting on an external event for longer than the threshold (not a
+  fault by itself, shown so an operator can check the sender).
+
+An expired lease of a crashed worker is not told apart from ``no_progress``: the lock
+port has no read of a key's holder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from wfdomain.records import RunSummary
+from wfdomain.runtime import Runtime
+
+__all__ = ["StuckReport", "find_stuck", "stuck_report"]
+
+_AUDIT_SCAN = 1_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StuckReport:
+    """Why one run is stuck."""
+
+    run_id: str
+    kind: str
+    reason: str
+    idle_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"run_id": self.run_id, "kind": self.kind, "reason": self.reason,
+                "idle_s": round(self.idle_s, 3)}
+
+
+async def _refused(runtime: Runtime, tenant: str) -> dict[str, dict[str, Any]]:
+    records = await runtime.ports.audit.list_audit(tenant, kind="run.foreign_queue",
+                                                   limit=_AUDIT_SCAN)
+    return {r.run_id: r.data for r in records if r.run_id is not None}
+
+
+def _report(run: RunSummary, idle: timedelta, threshold: timedelta,
+            refused: dict[str, Any] | None, now_due: timedelta | None) -> StuckReport | None:
+    seconds = idle.total_seconds()
+    if run.status == "running" and idle > threshold:
+        if refused is not None:
+            return StuckReport(
+                run_id=run.run_id, kind="no_worker", idle_s=seconds,
+                reason=(f"no worker serves queue {run.queue!r} on engine {run.engine!r}: a "
+                        f"worker of {refused.get('worker_engine')!r}/"
+                        f"{refused.get('worker_queue')!r} refused it"))
+        return StuckReport(
+            run_id=run.run_id, kind="no_progress", idle_s=seconds,
+            reason=(f"no progress for {int(seconds)}s: no worker has processed queue "
+                    f"{run.queue!r} on engine {run.engine!r}, a message was lost, or a "
+                    "worker's lease expired"))
+    if now_due is not None and now_due > threshold:
+        return StuckReport(run_id=run.run_id, kind="timer_overdue", idle_s=seconds,
+                           reason=f"a timer due {int(now_due.total_seconds())}s ago has "
+                                  "not fired: no scheduler is driving the queue")
+    if run.status == "waiting" and run.waits and idle > threshold:
+        names = ", ".join(sorted({w.event_name for w in run.waits}))
+        return StuckReport(run_id=run.run_id, kind="waiting_event", idle_s=seconds,
+                           reason=f"waiting on event {names} for {int(seconds)}s")
+    return None
+
+
+async def stuck_report(runtime: Runtime, run: RunSummary) -> StuckReport | None:
+    """Return why ``run`` is stuck, or None when it is not."""
+    if run.finished:
+        return None
+    now = runtime.ports.clock.now()
+    refused = (await _refused(runtime, run.tenant)).get(run.run_id)
+    overdue = None if run.next_due_at is None else now - run.next_due_at
+    return _report(run, now - run.last_progress_at, runtime.settings.stuck_after, refused,
+                   overdue)
+
+
+async def find_stuck(runtime: Runtime, tenant: str) -> list[StuckReport]:
+    """Every stuck run of a tenant, newest first."""
+    now = runtime.ports.clock.now()
+    refused = await _refused(runtime, tenant)
+    reports = []
+    for run in await runtime.list_runs(tenant, statuses=["running", "waiting"], limit=10_000):
+        overdue = None if run.next_due_at is None else now - run.next_due_at
+        report = _report(run, now - run.last_progress_at, runtime.settings.stuck_after,
+                         refused.get(run.run_id), overdue)
+        if report is not None:
+            reports.append(report)
+    return reports

@@ -1,0 +1,152 @@
+"""The operator console in Chromium: runs, versions, redaction, replay, cancel, the stuck
+banner and the human-task inbox, over a real ``wf serve`` on SQLite."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Page, expect
+
+from tests.apps.conftest import VAULT, run_async
+from tests.browser.conftest import Server
+from wfapps import Settings, open_runtime
+from wfapps.loading import load_package
+
+SECRET = "tok-SECRET-9876"
+
+
+def start(server: Server, definition: str, run_input: Any) -> dict[str, Any]:
+    with server.client() as client:
+        response = client.post("/v1/runs", json={"definition_id": definition, "input": run_input})
+        assert response.status_code == 201, response.text
+        run: dict[str, Any] = response.json()
+        return run
+
+
+def wait_for(server: Server, run_id: str, predicate: Any, what: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    with server.client() as client:
+        while time.monotonic() < deadline:
+            run: dict[str, Any] = client.get(f"/v1/runs/{run_id}").json()
+            if predicate(run):
+                return run
+            time.sleep(0.05)  # polling the embedded worker's progress with a deadline
+    raise AssertionError(f"run {run_id} never got {what}: {run}")
+
+
+def stored_input(server: Server, run_id: str) -> Any:
+    async def read() -> Any:
+        async with open_runtime(Settings.from_url(server.engine_url),
+                               load_package(VAULT).actions) as runtime:
+            return (await runtime.history("acme", run_id))[0].data["input"]
+
+    return run_async(read())
+
+
+def open_run(page: Page, run_id: str) -> None:
+    page.goto(page.url.split("#")[0] + f"#/run/{run_id}")
+    expect(page.locator("#run-id")).to_have_text(run_id)
+
+
+def test_list_open_a_run_move_through_versions_secret_redacted(
+        page: Page, server: Server, screenshots: Path) -> None:
+    run = start(server, "vault_access", {"user": "ada", "token": SECRET})
+    version = wait_for(server, run["run_id"], lambda r: r["status"] == "waiting",
+                       "to wait")["version"]
+    page.goto(page.url.split("#")[0] + "#/runs")
+    row = page.locator(f"tr.run-row[data-run-id='{run['run_id']}']")
+    expect(row).to_be_visible()
+    row.click()
+    expect(page.locator("#run-id")).to_have_text(run["run_id"])
+    expect(page.locator("#version-label")).to_have_text(f"version {version} of {version}")
+    page.click("#version-prev")
+    expect(page.locator("#version-label")).to_have_text(f"version {version - 1} of {version}")
+    expect(page.locator("#state")).to_contain_text(f'"version": {version - 1}')
+    page.locator("#version").fill("1")
+    expect(page.locator("#state")).to_contain_text('"version": 1,')
+    expect(page.locator("#state")).to_contain_text('"status": "running"')
+    expect(page.locator("#input")).to_contain_text('"token": "***"')
+    assert SECRET not in page.content()
+    page.locator("tr.event-row").nth(2).click()  # an event row moves the state there
+    expect(page.locator("#version-label")).to_have_text(f"version 3 of {version}")
+    expect(page.locator("#state")).to_contain_text('"version": 3,')
+    page.screenshot(path=str(screenshots / "run.png"), full_page=True)
+
+
+def test_replay_unedited_lands_on_a_new_run_with_the_original_input(
+        page: Page, server: Server, screenshots: Path) -> None:
+    original = {"user": "grace", "token": SECRET}
+    run = start(server, "vault_access", original)
+    wait_for(server, run["run_id"], lambda r: r["status"] == "waiting", "to wait")
+    open_run(page, run["run_id"])
+    page.click("#replay")
+    expect(page.locator("#replay-input")).to_contain_text('"token": "***"')
+    page.screenshot(path=str(screenshots / "replay.png"), full_page=True)
+    page.click("#replay-start")
+    expect(page.locator("#run-id")).not_to_have_text(run["run_id"])
+    new_id = page.locator("#run-id").inner_text()
+    expect(page.locator("#message")).to_contain_text(f"replay of {run['run_id']}")
+    assert stored_input(server, new_id) == original
+
+
+def test_cancel_a_waiting_run_reports_what_the_engine_did(page: Page, server: Server) -> None:
+    run = start(server, "vault_wait", {"order": "o-cancel", "card": "4111-2222"})
+    wait_for(server, run["run_id"], lambda r: r["status"] == "waiting", "to wait")
+    open_run(page, run["run_id"])
+    page.click("#cancel")
+    expect(page.locator("#message")).to_have_text(f"The engine cancelled run {run['run_id']}.")
+    expect(page.locator("p .status")).to_have_text("cancelled")
+    expect(page.locator("#cancel")).to_have_count(0)
+
+
+def test_a_run_no_worker_serves_shows_the_stuck_banner(
+        page: Page, server: Server, screenshots: Path) -> None:
+    async def start_elsewhere() -> str:
+        package = load_package(VAULT)
+        settings = Settings.from_url(server.engine_url + "?queue=nobody")
+        async with open_runtime(settings, package.actions) as producer:
+            await producer.register_definition("acme", package.main)
+            return (await producer.start_run("acme", "vault_access",
+                                             {"user": "lin", "token": SECRET})).run_id
+
+    run_id = run_async(start_elsewhere())
+    wait_for(server, run_id, lambda r: r["stuck"] is not None, "stuck")
+    open_run(page, run_id)
+    banner = page.locator("#stuck-banner")
+    expect(banner).to_have_attribute("data-kind", "no_worker")
+    expect(banner).to_contain_text("no worker serves queue 'nobody'")
+    page.screenshot(path=str(screenshots / "stuck.png"), full_page=True)
+
+
+def test_a_human_task_decided_in_the_inbox_lets_the_run_finish(
+        page: Page, server: Server, screenshots: Path) -> None:
+    run = start(server, "vault_access", {"user": "kim", "token": SECRET})
+    wait_for(server, run["run_id"], lambda r: r["status"] == "waiting", "to wait")
+    page.goto(page.url.split("#")[0] + "#/inbox?assignee=ops@example.com")
+    card = page.locator(f".task[data-task-id^='{run['run_id']}']")
+    expect(card).to_be_visible()
+    expect(card).to_contain_text("Grant vault access")
+    page.screenshot(path=str(screenshots / "inbox.png"), full_page=True)
+    card.locator("button[data-outcome='grant']").click()
+    expect(page.locator("#message")).to_contain_text("DECISION_INVALID")
+    card.locator("input[name='comment']").fill("approved for the audit")
+    card.locator("input[name='days']").fill("3")
+    card.locator("button[data-outcome='grant']").click()
+    expect(page.locator("#message")).to_contain_text(re.compile("accepted; the run resumes"))
+    done = wait_for(server, run["run_id"], lambda r: r["status"] == "completed", "to complete")
+    assert done["output"] == {"user": "kim", "outcome": "grant", "granted": True}
+    open_run(page, run["run_id"])
+    expect(page.locator("p .status")).to_have_text("completed")
+    page.goto(page.url.split("#")[0] + "#/runs")  # every test's runs are listed by now
+    expect(page.locator(f"tr.run-row[data-run-id='{run['run_id']}']")).to_be_visible()
+    page.screenshot(path=str(screenshots / "runs.png"), full_page=True)
+    page.select_option("#filter-status", "completed")
+    page.click("text=Filter")
+    expect(page.locator("tr.run-row")).to_have_count(1)
+    expect(page.locator("tr.run-row .status")).to_have_text("completed")
+    page.fill("#filter-definition", "vault_wait")
+    page.click("text=Filter")
+    expect(page.locator("tr.run-row")).to_have_count(0)
