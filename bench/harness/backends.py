@@ -1,0 +1,105 @@
+"""The engine on each in-process backend, opened through the composition root.
+
+Every backend is opened with ``wfapps.open_runtime`` from an engine URL, as a user would.
+SQLite is a fresh file in the run's temporary directory. Postgres is a dedicated database
+created for the run (``CREATE DATABASE``), migrated with ``migrate.upgrade`` and dropped
+afterwards, so the shared server's other databases are never touched.
+
+``CommitCounter`` counts the transactions every SQLAlchemy engine in the process commits,
+which is how the harness states the commits one run needs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, Engine
+
+from wfadapters.sql.database import Database
+from wfadapters.sql.migrate import upgrade
+from wfapps import Settings, open_runtime
+from wfdomain import ActionRegistry, Runtime
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """An engine URL for one run of a workload, and where its raw baseline writes."""
+
+    name: str
+    url: str
+    durable: bool
+
+
+class CommitCounter:
+    """Counts COMMITs of every SQLAlchemy engine in this process while installed."""
+
+    def __init__(self) -> None:
+        self.commits = 0
+
+    def _on_commit(self, conn: Connection) -> None:
+        self.commits += 1
+
+    def __enter__(self) -> CommitCounter:
+        event.listen(Engine, "commit", self._on_commit)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(Engine, "commit", self._on_commit)
+
+
+def with_database(url: str, database: str) -> str:
+    """``url`` pointing at another database on the same server."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@asynccontextmanager
+async def postgres_database(url: str, prefix: str) -> AsyncIterator[str]:
+    """Create a database for this run on the server of ``url``; yield its URL; drop it."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = Database.open(url, pool_size=1)
+    try:
+        async with admin.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield with_database(url, name)
+        finally:
+            async with admin.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+@asynccontextmanager
+async def backend_url(name: str, tmp: Path, pg_url: str) -> AsyncIterator[str]:
+    """The engine URL of a fresh, migrated database of the named backend."""
+    if name == "memory":
+        yield "memory://"
+    elif name == "SQLite":
+        path = tmp / f"e2e-{uuid.uuid4().hex[:8]}.db"
+        yield f"sqlite:///{path}"
+    elif name == "Postgres":
+        async with postgres_database(pg_url, "wfbench_engine") as url:
+            db = Database.open(url, pool_size=1)
+            try:
+                await upgrade(db)
+            finally:
+                await db.dispose()
+            yield url
+    else:
+        raise ValueError(f"unknown backend {name!r}")
+
+
+@asynccontextmanager
+async def engine(url: str, actions: ActionRegistry) -> AsyncIterator[Runtime]:
+    """The runtime for ``url`` as ``open_runtime`` builds it."""
+    async with open_runtime(Settings.from_url(url, tenant="bench"), actions) as runtime:
+        yield runtime

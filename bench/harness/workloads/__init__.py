@@ -1,0 +1,1 @@
+"""The harness's workloads: one module each, each exposing ``WORKLOAD``."""

@@ -1,0 +1,118 @@
+"""Pure replay of a 10,000-event history: the engine beside plain Python and eventsourcing.
+
+The history is ``bench/replay.py``'s (a ``for_each`` over order lines, produced by
+``decide``), stored as JSON envelope rows. Per repetition, back to back:
+
+* baseline: ``orjson.loads`` of every row + a dict-dispatch fold into a plain dict;
+* engine: ``json.loads`` (what ``bench/replay.py`` times) or ``orjson.loads`` of every row,
+  ``EventEnvelope``, ``decode_envelope``, ``replay``;
+* eventsourcing: ``repository.get`` of one aggregate of 10,000 events, stored in memory
+  (POPO: the pure-replay comparison) and in a SQLite file (information).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import orjson
+from bench import replay as base
+from bench.harness.core import Context, Figure, Plot, Section, Target, ratios
+from bench.peers.eventsourcing_peer import Aggregated
+
+from wfdomain import events as ev
+from wfdomain.codec import decode_envelope
+from wfdomain.records import EventEnvelope
+from wfdomain.state import RunState, replay
+
+
+def baseline(rows: list[bytes]) -> dict[str, Any]:
+    state: dict[str, Any] = {"steps": {}, "outputs": {}, "blocks": {}, "vars": {},
+                             "actions": {}, "timers": {}, "loops": {}, "version": 0}
+    handlers, ignore, loads = base.HANDLERS, base._ignore, orjson.loads
+    for raw in rows:
+        row = loads(raw)
+        handlers.get(row["type"], ignore)(state, row["data"])
+        state["version"] = row["version"]
+    return state
+
+
+def engine_orjson(rows: list[bytes]) -> RunState:
+    events: list[ev.WorkflowEvent] = []
+    loads = orjson.loads
+    for raw in rows:
+        row = loads(raw)
+        events.append(decode_envelope(EventEnvelope(
+            tenant=row["tenant"], run_id=row["run_id"], version=row["version"],
+            type=row["type"], at=datetime.fromisoformat(row["at"]), data=row["data"])))
+    return replay(events)
+
+
+class Replay:
+    key = "replay"
+    title = "Pure replay: 10,000 events"
+
+    async def run(self, ctx: Context) -> Section:
+        section = Section(self.key, self.title)
+        ctx.progress("replay: building the 10,000-event history with decide (~10 s)")
+        history = base.make_history()
+        rows = base.store(history)
+        full = replay(history)
+        if base.engine_load(rows) != full or engine_orjson(rows) != full:
+            raise AssertionError("the engine's replay differs from the folded history")
+        if baseline(rows)["version"] != base.EVENTS:
+            raise AssertionError("the baseline did not fold every row")
+        ctx.progress("replay: storing the eventsourcing aggregates")
+        popo = Aggregated(base.EVENTS)
+        sqlite = Aggregated(base.EVENTS, ctx.tmp / "eventsourcing.sqlite")
+        cases: list[tuple[str, Callable[[], object]]] = [
+            ("baseline: orjson decode + dict fold", lambda: baseline(rows)),
+            ("engine: orjson decode + decode_envelope + replay", lambda: engine_orjson(rows)),
+            ("engine: json decode + decode_envelope + replay", lambda: base.engine_load(rows)),
+            ("eventsourcing: repository.get, in memory (POPO)", popo.replay),
+            ("eventsourcing: repository.get, SQLite file", sqlite.replay),
+        ]
+        samples: dict[str, list[float]] = {name: [] for name, _ in cases}
+        for _, fn in cases:
+            fn()  # warm-up
+        for rep in range(max(ctx.reps, 3)):
+            for name, fn in cases:
+                start = time.perf_counter()
+                fn()
+                samples[name].append(base.EVENTS / (time.perf_counter() - start))
+            ctx.progress(f"replay rep {rep + 1}: " + ", ".join(
+                f"{n.split(':')[0]} {v[-1]:,.0f}/s" for n, v in list(samples.items())[:3]))
+        popo.close()
+        sqlite.close()
+        figs = {name: Figure("10,000 events", name, "events/s", values)
+                for name, values in samples.items()}
+        section.figures += figs.values()
+        names = list(figs)
+        vs_base = ratios(figs[names[1]], figs[names[0]], group="ratio",
+                         name="engine (orjson) / baseline")
+        vs_base_json = ratios(figs[names[2]], figs[names[0]], group="ratio",
+                              name="engine (json) / baseline")
+        vs_es = ratios(figs[names[1]], figs[names[3]], group="ratio",
+                       name="engine (orjson) / eventsourcing (POPO)")
+        section.figures += [vs_base, vs_base_json, vs_es]
+        section.targets += [
+            Target("pure replay >= 0.5x the plain-Python baseline", vs_base, ">=", 0.5),
+            Target("pure replay >= 10x eventsourcing's aggregate replay", vs_es, ">=", 10.0),
+        ]
+        section.plots.append(Plot("replay", "Replay of 10,000 events", "events/s",
+                                  [(n.split(":")[0] + ("\n(orjson)" if "orjson" in n else
+                                                       "\n(json)" if "json" in n else
+                                                       "\n(SQLite)" if "SQLite" in n else
+                                                       "\n(memory)"), f)
+                                   for n, f in figs.items()], log=True))
+        section.notes.append(
+            f"The history: {base.EVENTS:,} events of `bench/replay.py` (a `for_each` over order "
+            f"lines; rows average {sum(map(len, rows)) / len(rows):.0f} B as JSON envelopes). "
+            "The eventsourcing aggregate has the same number of events of about the same size "
+            "(an order line shipped: line, SKU, tracking number, a 150 B note).")
+        return section
+
+
+WORKLOAD = Replay()

@@ -1,0 +1,1 @@
+"""Peers measured on the harness's workloads (installed only in .venv-bench)."""
