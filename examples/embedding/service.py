@@ -5,7 +5,7 @@ the engine is one more component of it:
 
 1. actions are plain async functions registered on an ``ActionRegistry``;
 2. the engine is opened from the same configuration the rest of the service reads
-   (``WF_ENGINE_URL``, ``WF_TENANT``), with ``wfapps.open_engine``;
+   (``WF_ENGINE_URL``, ``WF_TENANT``), with ``wfapps.open_runtime``;
 3. a definition built in Python is validated with ``parse_definition`` and registered;
 4. a background worker task drives runs (``tick`` + ``work_once``) until the service stops;
 5. request handlers start runs and submit external events (a payment webhook here); both
@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from wfapps import Settings, open_engine
+from wfapps import Settings, open_runtime
 from wfdomain import (
     ActionContext,
     ActionRegistry,
@@ -167,7 +167,7 @@ async def wait_for_run(
 async def main() -> int:
     settings = Settings.from_env(os.environ)
     tenant = settings.tenant
-    async with open_engine(settings, actions) as runtime:
+    async with open_runtime(settings, actions) as runtime:
         await runtime.register_definition(tenant, DEFINITION)
         stop = asyncio.Event()
         worker = asyncio.create_task(run_worker(runtime, stop), name="wf-worker")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from wfapps.bootstrap import open_engine
+from wfapps.bootstrap import open_runtime
 from wfapps.loading import load_package
 from wfapps.settings import Settings
 from wfdomain.actions import ActionRegistry
@@ -68,7 +68,7 @@ async def check_definition(path: Path, settings: Settings, *,
                            include_finished: bool = False) -> tuple[Definition, list[RunCheck]]:
     """Load the changed definition at ``path`` and check the tenant's runs of it."""
     package = load_package(path)
-    async with open_engine(settings, ActionRegistry()) as runtime:  # executes nothing
+    async with open_runtime(settings, ActionRegistry()) as runtime:  # executes nothing
         checks = await check_runs(runtime, settings.tenant, package.main,
                                   include_finished=include_finished)
     return package.main, checks

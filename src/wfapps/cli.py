@@ -19,11 +19,16 @@ from rich.table import Table
 
 from wfadapters.sql.database import Database
 from wfadapters.sql.migrate import check_schema, head_revision, upgrade
-from wfapps.bootstrap import open_engine
+from wfapps.bootstrap import open_runtime
 from wfapps.check import check_definition, render_line
+from wfapps.cli_common import JsonOption, emit_json, settings_for
+from wfapps.cli_keys import keys_app
+from wfapps.cli_runs import register as register_run_commands
+from wfapps.cli_serve import serve
 from wfapps.loading import load_package
 from wfapps.settings import Settings
 from wfapps.timeline import event_rows, step_rows
+from wfapps.views import check_json
 from wfdomain.actions import ActionRegistry
 from wfdomain.errors import UnsupportedOperationError, WorkflowEngineError
 from wfdomain.redaction import mask, secret_values
@@ -54,18 +59,13 @@ def _parse_input(raw: str | None, default: Any) -> Any:
 
 
 def _settings(engine: str | None, tenant: str | None) -> Settings:
-    env = dict(os.environ)
-    if engine:
-        env["WF_ENGINE_URL"] = engine
-    if tenant:
-        env["WF_TENANT"] = tenant
-    return Settings.from_env(env)
+    return settings_for(engine, tenant)  # a bad setting exits 3 with its one line
 
 
 async def _run(path: Path, run_input: str | None, settings: Settings, wait_s: float,
                as_json: bool, events: bool) -> int:
     package = load_package(path)
-    async with open_engine(settings, package.actions) as runtime:
+    async with open_runtime(settings, package.actions) as runtime:
         for definition in package.definitions:
             await runtime.register_definition(settings.tenant, definition)
         document = _parse_input(run_input, package.sample_input)
@@ -161,9 +161,11 @@ def run(
 @app.command()
 def validate(
     paths: Annotated[list[Path], typer.Argument(help="Definition files or workflow folders.")],
+    as_json: JsonOption = False,
 ) -> None:
     """Validate definitions (shape, expressions, actions); print each error's code and path."""
     failed = False
+    results: list[dict[str, Any]] = []
     for path in paths:
         try:
             package = load_package(path)
@@ -172,16 +174,24 @@ def validate(
                     package.actions.check_definition(definition)
         except WorkflowEngineError as e:
             failed = True
+            results.append({"path": str(path), "ok": False, "error": e.to_dict()})
             where = f" at {e.path}" if e.path else ""
-            out.print(f"{path}: [red]invalid[/] [{e.code}]{where}: {e.message}")
+            if not as_json:
+                out.print(f"{path}: [red]invalid[/] [{e.code}]{where}: {e.message}")
             continue
         for d in package.definitions:
-            out.print(f"{path}: [green]ok[/] {d.id} v{d.version} sha256:{d.content_hash[:12]}")
+            results.append({"path": str(path), "ok": True, "id": d.id, "version": d.version,
+                            "content_hash": d.content_hash})
+            if not as_json:
+                out.print(f"{path}: [green]ok[/] {d.id} v{d.version} "
+                          f"sha256:{d.content_hash[:12]}")
+    if as_json:
+        emit_json(results)
     raise typer.Exit(1 if failed else 0)
 
 
 async def _export(settings: Settings, run_id: str) -> dict[str, Any]:
-    async with open_engine(settings, ActionRegistry()) as runtime:
+    async with open_runtime(settings, ActionRegistry()) as runtime:
         return await runtime.export_run(settings.tenant, run_id)
 
 
@@ -195,7 +205,8 @@ def export_run(
 ) -> None:
     """Write a run's portable archive (definition, history, snapshots, action results)."""
     try:
-        archive = asyncio.run(_export(_settings(engine, tenant), run_id))
+        with err.status(f"exporting run {run_id}..."):
+            archive = asyncio.run(_export(_settings(engine, tenant), run_id))
     except WorkflowEngineError as e:
         raise _fail(e) from None
     text = json.dumps(archive, indent=2)
@@ -208,7 +219,7 @@ def export_run(
 
 async def _import(settings: Settings, archive: dict[str, Any], actions: ActionRegistry | None,
                   resume: bool, wait_s: float) -> int:
-    async with open_engine(settings, actions or ActionRegistry()) as runtime:
+    async with open_runtime(settings, actions or ActionRegistry()) as runtime:
         run = await runtime.import_run(archive, tenant=settings.tenant, resume=resume)
         out.print(f"imported run {run.run_id} ({run.status}) into {settings.engine_url}")
         if resume and not run.finished and actions is not None:
@@ -239,7 +250,9 @@ def import_run(
         raise typer.Exit(3) from None
     try:
         registry = load_package(actions).actions if actions else None
-        code = asyncio.run(_import(_settings(engine, tenant), archive, registry, resume, timeout))
+        with err.status(f"importing run from {path}..."):
+            code = asyncio.run(_import(_settings(engine, tenant), archive, registry, resume,
+                                       timeout))
     except WorkflowEngineError as e:
         raise _fail(e) from None
     raise typer.Exit(code)
@@ -251,7 +264,7 @@ app.add_typer(db_app, name="db")
 
 async def _db(engine_url: str, apply: bool) -> str:
     settings = Settings.from_url(engine_url, source="--engine/WF_ENGINE_URL")
-    if settings.backend not in ("sqlite", "postgres"):
+    if settings.backend not in ("sqlite", "postgres", "postgres+redis"):
         raise UnsupportedOperationError(
             f"{settings.backend!r} has no schema to migrate (only sqlite:// and postgres://)")
     db = Database.open(settings.engine_url)
@@ -298,6 +311,7 @@ def check(
     tenant: Annotated[str | None, typer.Option(help="Tenant (default: WF_TENANT).")] = None,
     include_finished: Annotated[bool, typer.Option(
         "--all", help="Check finished runs too, not only running and waiting ones.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Before a deploy: list the stored runs a changed definition would break, and where.
 
@@ -309,14 +323,74 @@ def check(
             check_definition(path, settings, include_finished=include_finished))
     except WorkflowEngineError as e:
         raise _fail(e) from None
+    broken = sum(1 for result in checks if not result.report.ok)
+    if as_json:
+        emit_json({"definition_id": definition.id, "version": definition.version,
+                   "runs": [check_json(result) for result in checks], "broken": broken})
+        raise typer.Exit(1 if broken else 0)
     for result in checks:
         out.print(render_line(result), markup=False, soft_wrap=True)
-    broken = sum(1 for result in checks if not result.report.ok)
     which = "runs" if include_finished else "in-flight runs"
     out.print(f"{definition.id} v{definition.version} sha256:{definition.content_hash[:12]}: "
               f"checked {len(checks)} {which} in tenant {settings.tenant!r}, "
               f"{broken} would break", markup=False)
     raise typer.Exit(1 if broken else 0)
+
+
+@app.command("worker")
+def worker(
+    paths: Annotated[list[Path], typer.Argument(
+        help="Workflow folders whose actions.py this worker executes (definitions are "
+             "registered).")],
+    engine: Annotated[str | None, typer.Option(help="Engine URL (default: WF_ENGINE_URL).")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: WF_TENANT).")] = None,
+    concurrency: Annotated[int | None, typer.Option(
+        help="Consumers in this process (default: WF_WORKER_CONCURRENCY or 4).")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Loopback port of /healthz and /metrics (default: WF_WORKER_METRICS_PORT).")] = None,
+) -> None:
+    """Serve the engine's queue until SIGTERM (then finish in-flight work and exit 0)."""
+    from wfapps.settings import WorkerSettings  # the worker extra is needed only here
+    from wfapps.worker import load_packages, serve
+
+    env = dict(os.environ)
+    if concurrency is not None:
+        env["WF_WORKER_CONCURRENCY"] = str(concurrency)
+    if metrics_port is not None:
+        env["WF_WORKER_METRICS_PORT"] = str(metrics_port)
+    try:
+        actions, definitions = load_packages(paths)
+        code = asyncio.run(serve(_settings(engine, tenant), WorkerSettings.from_env(env),
+                                 actions, definitions))
+    except WorkflowEngineError as e:
+        raise _fail(e) from None
+    raise typer.Exit(code)
+
+
+@app.command("temporal-worker")
+def temporal_worker(
+    paths: Annotated[list[Path], typer.Argument(
+        help="Workflow folders whose actions.py this worker executes (definitions are "
+             "registered).")],
+    engine: Annotated[str | None, typer.Option(
+        help="temporal://host:port/namespace?task_queue=q (default: WF_ENGINE_URL).")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: WF_TENANT).")] = None,
+) -> None:
+    """Poll the Temporal task queue of the engine URL until SIGTERM (docs/temporal.md)."""
+    from wfapps.temporal_worker import load_actions, serve_temporal_worker  # temporal extra
+
+    try:
+        actions, definitions = load_actions(paths)
+        code = asyncio.run(serve_temporal_worker(_settings(engine, tenant), actions,
+                                                 definitions))
+    except WorkflowEngineError as e:
+        raise _fail(e) from None
+    raise typer.Exit(code)
+
+
+register_run_commands(app)
+app.command("serve")(serve)
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

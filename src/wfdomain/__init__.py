@@ -11,6 +11,7 @@ from wfdomain.commands import Decision
 from wfdomain.correlation import CorrelationResolver
 from wfdomain.decide import DecisionContext, decide
 from wfdomain.definition import Definition, parse_definition
+from wfdomain.engine import Engine
 from wfdomain.errors import (
     ActionFailedError,
     ConcurrencyConflictError,
@@ -63,6 +64,7 @@ __all__ = [
     "DefinitionNotFoundError",
     "DefinitionStore",
     "Divergence",
+    "Engine",
     "ErrorCode",
     "EventStore",
     "ExpressionError",

@@ -61,6 +61,16 @@ class ErrorCode:
     STORAGE_CORRUPT = "STORAGE_CORRUPT"
     SCHEMA_OUTDATED = "SCHEMA_OUTDATED"
     ARCHIVE_INVALID = "ARCHIVE_INVALID"
+    CANCEL_NOT_CONFIRMED = "CANCEL_NOT_CONFIRMED"
+    """The engine accepted a cancel request but had not cancelled the run in time."""
+    API_KEY_INVALID = "API_KEY_INVALID"
+    """An HTTP request without an API key, or with an unknown or revoked one."""
+    REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
+    """An HTTP request body is larger than the server's limit."""
+    REQUEST_INVALID = "REQUEST_INVALID"
+    """An HTTP request is malformed: not JSON, a missing or mistyped field or parameter."""
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    """An HTTP request failed on an unexpected error (a bug); the body hides the details."""
 
 
 class WorkflowEngineError(Exception):

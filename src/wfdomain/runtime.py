@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from wfdomain import commands as cmd
 from wfdomain import keys, moves
@@ -37,7 +38,7 @@ from wfdomain.errors import (
     WorkflowEngineError,
 )
 from wfdomain.events import RunStarted
-from wfdomain.expressions import ExpressionLimits
+from wfdomain.expressions import IN_PROCESS, ExpressionEvaluator, ExpressionLimits
 from wfdomain.inputs import decode_input, encode_input
 from wfdomain.ports import (
     ActionLedger,
@@ -67,8 +68,12 @@ from wfdomain.records import (
 from wfdomain.recovery import pending_commands
 from wfdomain.schema import validate_against_schema
 from wfdomain.state import RunState, replay
+from wfdomain.telemetry import HEADERS_KEY, NO_TELEMETRY, Telemetry
 
-__all__ = ["Ports", "Runtime", "RuntimeSettings", "StuckRun"]
+__all__ = ["Ports", "ProcessOutcome", "Runtime", "RuntimeSettings", "StuckRun"]
+
+ProcessOutcome = Literal["acked", "rejected", "retry", "failed"]
+"""What ``Runtime.process`` did with a delivery."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,6 +91,12 @@ class RuntimeSettings:
         max_conflict_retries: Reload-and-redecide attempts after a version conflict.
         correlation_paths: Payload paths per event name for deriving correlation keys.
         expression_limits: Guardrails for every expression evaluation.
+        expression_evaluator: Where expressions run (None: in the worker's own thread). A
+            blocking evaluator (the isolated process pool) makes ``decide`` run in a
+            thread, so waiting on a worker process never stalls the event loop.
+        state_cache_size: Runs whose derived state this runtime keeps in memory (0: none).
+            A cached state is used only after reading the events stored since it, so it
+            is never stale; it spares the snapshot load and the replay of a hot run.
     """
 
     engine: str = "memory"
@@ -98,6 +109,8 @@ class RuntimeSettings:
     max_conflict_retries: int = 8
     correlation_paths: Mapping[str, Sequence[str]] = field(default_factory=dict)
     expression_limits: ExpressionLimits | None = None
+    expression_evaluator: ExpressionEvaluator | None = None
+    state_cache_size: int = 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,13 +152,16 @@ class Runtime:
         settings: RuntimeSettings | None = None,
         *,
         worker_id: str | None = None,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self.ports = ports
         self.actions = actions
         self.settings = settings or RuntimeSettings()
         self.worker_id = worker_id or f"worker-{ports.ids.new_id()}"
+        self.telemetry = telemetry
         self._resolver = CorrelationResolver(self.settings.correlation_paths)
         self._definitions: dict[tuple[str, str, int], Definition] = {}
+        self._states: OrderedDict[tuple[str, str], RunState] = OrderedDict()
 
     # -- definitions --------------------------------------------------------------------
     async def register_definition(self, tenant: str, definition: Definition) -> StoredDefinition:
@@ -204,10 +220,19 @@ class Runtime:
             UnknownActionError: the definition calls an action this process lacks.
             RunAlreadyExistsError: ``run_id`` is taken.
         """
+        run_id = run_id or self.ports.ids.new_id()
+        with self.telemetry.span("wf.start_run", {"wf.tenant": tenant, "wf.run_id": run_id,
+                                                  "wf.definition_id": definition_id}):
+            return await self._start_run(tenant, definition_id, run_input, version=version,
+                                         run_id=run_id, parent=parent, replay_of=replay_of)
+
+    async def _start_run(
+        self, tenant: str, definition_id: str, run_input: Any, *, version: int | None,
+        run_id: str, parent: tuple[str, str] | None, replay_of: str | None,
+    ) -> RunSummary:
         definition = await self.definition(tenant, definition_id, version)
         self.actions.check_definition(definition)
         validate_against_schema(run_input, definition.input_schema, what="run input")
-        run_id = run_id or self.ports.ids.new_id()
         started = RunStarted(
             at=self.ports.clock.now(), run_id=run_id, tenant=tenant,
             definition_id=definition.id, definition_version=definition.version,
@@ -217,14 +242,14 @@ class Runtime:
             parent_step_key=parent[1] if parent else None, replay_of=replay_of,
         )
         state = replay([started])
+        advance = self._message("advance", tenant, run_id, {"input": encode_input(cmd.Advance())})
         try:
             await self.ports.events.append(
                 [to_envelope(tenant, run_id, 1, started)], expected_version=0,
-                summary=summarize(state),
+                summary=summarize(state), messages=[advance],
             )
         except ConcurrencyConflictError:
             raise RunAlreadyExistsError(f"run {run_id} already exists") from None
-        await self._publish("advance", tenant, run_id, {"input": encode_input(cmd.Advance())})
         return summarize(state)
 
     async def submit_event(
@@ -252,11 +277,15 @@ class Runtime:
         event_id = self.ports.ids.new_id()
         body = {"event_id": event_id, "name": name, "payload": payload,
                 "correlation_key": correlation_key}
-        await self.ports.audit.append_audit(AuditRecord(
-            tenant=tenant, kind="event.submitted", at=self.ports.clock.now(), run_id=run_id,
-            data=body,
-        ))
-        await self._publish("route_event", tenant, run_id, body)
+        with self.telemetry.span("wf.submit_event", {"wf.tenant": tenant, "wf.event_id": event_id,
+                                                     "wf.event_name": name}):
+            # The audit record and the message are stored together (the outbox): a crash
+            # cannot leave an accepted event unrouted.
+            await self.ports.events.record_messages(
+                [self._message("route_event", tenant, run_id, body)],
+                audit=AuditRecord(tenant=tenant, kind="event.submitted",
+                                  at=self.ports.clock.now(), run_id=run_id, data=body),
+            )
         return event_id
 
     async def decide_task(
@@ -282,7 +311,7 @@ class Runtime:
                                 code=ErrorCode.DECISION_INVALID)
         decision = cmd.DecideTask(task_id=task_id, outcome=outcome, data=data,
                                   decided_by=decided_by)
-        return await self._publish("deliver", tenant, task.run_id,
+        return await self._enqueue("deliver", tenant, task.run_id,
                                    {"input": encode_input(decision)})
 
     async def cancel_run(
@@ -332,8 +361,9 @@ class Runtime:
         await self._require_open_run(tenant, run_id)
         state = await self.get_state(tenant, run_id)
         commands = pending_commands(await self._definition_of(state), state)
+        advance = self._message("advance", tenant, run_id, {"input": encode_input(cmd.Advance())})
+        await self.ports.events.record_messages([*self._follow_ups(state, commands), advance])
         await self._carry_out(state, commands)
-        await self._publish("advance", tenant, run_id, {"input": encode_input(cmd.Advance())})
         await self._audit(tenant, "run.resumed", run_id, {"commands": len(commands)})
         return len(commands)
 
@@ -442,8 +472,15 @@ class Runtime:
     async def tick(self) -> int:
         """Publish every scheduled message that is due; return how many."""
         due = await self.ports.scheduler.take_due(self.ports.clock.now())
-        for item in due:
-            await self.ports.stream.publish(item.message)
+        if due:
+            try:
+                await self.ports.events.record_messages([item.message for item in due])
+            except Exception:
+                # Taken but not recorded: put them back, so they fire late, not never.
+                for item in due:
+                    with contextlib.suppress(WorkflowEngineError):
+                        await self.ports.scheduler.schedule(item)
+                raise
         return len(due)
 
     async def work_once(self, consumer: str | None = None, *, count: int = 10) -> int:
@@ -492,25 +529,45 @@ class Runtime:
             pause = 0.01 if next_due is None else (next_due - now).total_seconds()
             await asyncio.sleep(min(max(pause, 0.0), 1.0))
 
-    async def process(self, delivery: Delivery) -> None:
-        """Handle one delivery and ack it; leave it pending when it may succeed later."""
+    async def process(self, delivery: Delivery) -> ProcessOutcome:
+        """Handle one delivery and ack it; leave it pending when it may succeed later.
+
+        Returns ``acked`` (handled), ``rejected`` (a non-retryable error, audited and
+        acked), ``retry`` (a retryable error: left pending) or ``failed`` (an unexpected
+        exception, audited and left pending).
+        """
         message = delivery.message
+        headers = message.body.get(HEADERS_KEY)
+        attributes: dict[str, str | int] = {
+            "wf.message_kind": message.kind, "wf.tenant": message.tenant,
+            "wf.run_id": message.run_id or "", "wf.message_id": message.id,
+            "wf.delivery_count": delivery.delivery_count,
+        }
+        with self.telemetry.span(f"wf.process {message.kind}", attributes,
+                                 headers=headers if isinstance(headers, dict) else None):
+            return await self._process(delivery)
+
+    async def _process(self, delivery: Delivery) -> ProcessOutcome:
+        message = delivery.message
+        outcome: ProcessOutcome = "acked"
         try:
             await self._handle(message)
         except WorkflowEngineError as e:
             if e.retryable:
-                return  # stays pending: claimed again after claim_idle, then dead-lettered
+                return "retry"  # stays pending: claimed again after claim_idle
             await self._audit(message.tenant, "message.rejected", message.run_id,
                               {"message_id": message.id, "kind": message.kind,
                                "error": e.to_dict()})
+            outcome = "rejected"
         except Exception as e:
             # One bad message (a bug, a corrupt record) must not stop the worker.
             await self._audit(message.tenant, "message.failed", message.run_id,
                               {"message_id": message.id, "kind": message.kind,
                                "error": f"{type(e).__name__}: {e}",
                                "delivery_count": delivery.delivery_count})
-            return  # stays pending: retried after claim_idle, dead-lettered after N tries
+            return "failed"  # stays pending: retried after claim_idle, dead-lettered later
         await self.ports.stream.ack(self.settings.group, delivery.delivery_id)
+        return outcome
 
     async def _handle(self, message: Message) -> None:
         match message.kind:
@@ -578,8 +635,13 @@ class Runtime:
                             attempt=body["attempt"])
         call = self.actions.invoke(body["action"], body["input"], ctx)
         error: dict[str, Any]
+        span = self.telemetry.span(f"wf.action {body['action']}", {
+            "wf.action": body["action"], "wf.run_id": ctx.run_id, "wf.step_key": ctx.step_key,
+            "wf.idempotency_key": ctx.idempotency_key, "wf.attempt": ctx.attempt,
+        })
         try:
-            output = await asyncio.wait_for(call, body["timeout_s"])
+            with span:
+                output = await asyncio.wait_for(call, body["timeout_s"])
             return ActionResult(result_key=rkey, idempotency_key=ctx.idempotency_key, ok=True,
                                 output=output)
         except TimeoutError:
@@ -607,15 +669,21 @@ class Runtime:
                 if state.queue != self.settings.queue or state.engine != self.settings.engine:
                     await self._refuse_foreign(state)
                 definition = await self._definition_of(state)
+                evaluator = self.settings.expression_evaluator or IN_PROCESS
                 ctx = DecisionContext(now=self.ports.clock.now(),
-                                      limits=self.settings.expression_limits)
-                decision = decide(definition, state, inp, ctx)
+                                      limits=self.settings.expression_limits, evaluator=evaluator)
+                if evaluator.blocking:  # decide is pure, so a thread is safe
+                    decision = await asyncio.to_thread(decide, definition, state, inp, ctx)
+                else:
+                    decision = decide(definition, state, inp, ctx)
                 if not decision.events:
                     return decision
                 try:
-                    await self._append(state, decision, lease)
+                    new_state = await self._append(
+                        state, decision, lease, self._follow_ups(state, decision.commands))
                 except ConcurrencyConflictError:
                     continue  # another writer won: reload and decide again
+                self._remember(new_state)
                 await self._carry_out(state, decision.commands)
                 return decision
             raise StorageUnavailableError(
@@ -637,7 +705,10 @@ class Runtime:
             details=data,
         )
 
-    async def _append(self, state: RunState, decision: cmd.Decision, lease: Lease | None) -> None:
+    async def _append(
+        self, state: RunState, decision: cmd.Decision, lease: Lease | None,
+        messages: Sequence[Message] = (),
+    ) -> RunState:
         new_state = replay(decision.events, state)
         envelopes = [
             to_envelope(state.tenant, state.run_id, state.version + i, event)
@@ -645,7 +716,7 @@ class Runtime:
         ]
         await self.ports.events.append(
             envelopes, expected_version=state.version, summary=summarize(new_state),
-            fencing_token=lease.token if lease else None,
+            fencing_token=lease.token if lease else None, messages=messages,
         )
         every = self.settings.snapshot_every
         if every > 0 and new_state.version // every > state.version // every:
@@ -653,17 +724,33 @@ class Runtime:
                 tenant=state.tenant, run_id=state.run_id, version=new_state.version,
                 state=encode_state(new_state),
             ))
+        return new_state
 
-    async def _carry_out(self, state: RunState, commands: Sequence[cmd.Command]) -> None:
+    def _follow_ups(self, state: RunState, commands: Sequence[cmd.Command]) -> list[Message]:
+        """The messages a decision's commands send: recorded with its append (the outbox)."""
         tenant, run_id = state.tenant, state.run_id
+        messages: list[Message] = []
         for command in commands:
             match command:
                 case cmd.ExecuteAction():
-                    await self._publish("execute_action", tenant, run_id, {
+                    messages.append(self._message("execute_action", tenant, run_id, {
                         "key": command.key, "action": command.action, "input": command.input,
                         "idempotency_key": command.idempotency_key, "attempt": command.attempt,
                         "timeout_s": command.timeout_s,
-                    })
+                    }))
+                case cmd.NotifyParent():
+                    finished = cmd.ChildFinished(child_run_id=command.child_run_id,
+                                                 status=command.status, output=command.output,
+                                                 error=command.error)
+                    messages.append(self._message("deliver", tenant, command.parent_run_id,
+                                                  {"input": encode_input(finished)}))
+        return messages
+
+    async def _carry_out(self, state: RunState, commands: Sequence[cmd.Command]) -> None:
+        """Carry out the commands that are not messages (see ``_follow_ups``)."""
+        tenant, run_id = state.tenant, state.run_id
+        for command in commands:
+            match command:
                 case cmd.StartTimer():
                     fire = cmd.FireTimer(timer_id=command.timer_id)
                     await self.ports.scheduler.schedule(ScheduledMessage(
@@ -681,12 +768,6 @@ class Runtime:
                     with contextlib.suppress(RunFinishedError, RunNotFoundError):
                         await self.cancel_run(tenant, command.child_run_id,
                                               reason=f"parent run {run_id} finished")
-                case cmd.NotifyParent():
-                    finished = cmd.ChildFinished(child_run_id=command.child_run_id,
-                                                 status=command.status, output=command.output,
-                                                 error=command.error)
-                    await self._publish("deliver", tenant, command.parent_run_id,
-                                        {"input": encode_input(finished)})
 
     async def _start_child(self, state: RunState, command: cmd.StartChildRun) -> None:
         try:
@@ -700,15 +781,40 @@ class Runtime:
         except WorkflowEngineError as e:
             failed = cmd.ChildFinished(child_run_id=command.child_run_id, status="failed",
                                        error=e.to_dict())
-            await self._publish("deliver", state.tenant, state.run_id,
+            await self._enqueue("deliver", state.tenant, state.run_id,
                                 {"input": encode_input(failed)})
 
     # -- helpers ------------------------------------------------------------------------
     async def _load(self, tenant: str, run_id: str, *, upto: int | None = None) -> RunState:
+        cached = self._states.get((tenant, run_id)) if upto is None else None
+        if cached is not None:
+            # Never stale: whatever was appended since (by any process) is read and folded.
+            # Stored versions never change, so the cached prefix is still the history's.
+            tail = await self.ports.events.read(tenant, run_id, after=cached.version)
+            if not tail:
+                self._states.move_to_end((tenant, run_id))
+                return cached
+            state = replay((decode_envelope(e) for e in tail), cached)
+            self._remember(state)
+            return state
         snapshot = await self.ports.events.load_snapshot(tenant, run_id, at_or_before=upto)
         state = decode_state(snapshot.state) if snapshot else RunState()
         tail = await self.ports.events.read(tenant, run_id, after=state.version, upto=upto)
-        return replay((decode_envelope(e) for e in tail), state)
+        state = replay((decode_envelope(e) for e in tail), state)
+        if upto is None:
+            self._remember(state)
+        return state
+
+    def _remember(self, state: RunState) -> None:
+        """Cache a run's state (least recently used runs leave first; finished runs too)."""
+        key = (state.tenant, state.run_id)
+        if state.status == "new" or state.finished or self.settings.state_cache_size <= 0:
+            self._states.pop(key, None)
+            return
+        self._states[key] = state
+        self._states.move_to_end(key)
+        while len(self._states) > self.settings.state_cache_size:
+            self._states.popitem(last=False)
 
     async def _definition_of(self, state: RunState) -> Definition:
         definition = await self.definition(state.tenant, state.definition_id,
@@ -729,13 +835,17 @@ class Runtime:
 
     def _message(self, kind: MessageKind, tenant: str, run_id: str | None,
                  body: dict[str, Any]) -> Message:
+        headers = self.telemetry.headers()
+        if headers:
+            body = {**body, HEADERS_KEY: headers}
         return Message(id=self.ports.ids.new_id(), kind=kind, tenant=tenant, run_id=run_id,
                        body=body)
 
-    async def _publish(self, kind: MessageKind, tenant: str, run_id: str | None,
+    async def _enqueue(self, kind: MessageKind, tenant: str, run_id: str | None,
                        body: dict[str, Any]) -> str:
+        """Record one message in the outbox (no events); return its id."""
         message = self._message(kind, tenant, run_id, body)
-        await self.ports.stream.publish(message)
+        await self.ports.events.record_messages([message])
         return message.id
 
     async def _audit(

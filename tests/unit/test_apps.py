@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from wfapps import Settings, SettingsError, open_engine
+from wfapps import Settings, SettingsError, open_runtime
 from wfapps.cli import app
 from wfdomain import ActionRegistry, UnsupportedOperationError, parse_definition
 from wfdomain.errors import DefinitionError, InputValidationError
@@ -51,9 +51,9 @@ def test_bad_settings_name_their_variable(env: dict[str, str], variable: str) ->
     assert variable in str(info.value)
 
 
-async def test_open_engine_refuses_backends_not_built_yet() -> None:
+async def test_open_runtime_refuses_temporal_which_has_no_local_runtime() -> None:
     with pytest.raises(UnsupportedOperationError) as info:
-        async with open_engine(Settings.from_url("temporal://127.0.0.1:7233/default"),
+        async with open_runtime(Settings.from_url("temporal://127.0.0.1:7233/default"),
                                ActionRegistry()):
             pass
     assert info.value.code == "UNSUPPORTED"
@@ -63,7 +63,7 @@ async def test_open_engine_takes_engine_and_queue_from_the_url_only() -> None:
     options = RuntimeSettings(engine="temporal", queue="elsewhere",
                               stuck_after=timedelta(seconds=7))
     settings = Settings.from_url("memory://?queue=billing")
-    async with open_engine(settings, ActionRegistry(), options=options) as runtime:
+    async with open_runtime(settings, ActionRegistry(), options=options) as runtime:
         assert (runtime.settings.engine, runtime.settings.queue) == ("memory", "billing")
         assert runtime.settings.stuck_after == timedelta(seconds=7)
 

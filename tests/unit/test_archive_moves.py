@@ -35,9 +35,10 @@ from wfdomain.runtime import Ports, Runtime, RuntimeSettings
 
 
 def engine(actions: RecordingActions, clock: ManualClock, *, queue: str = "default") -> Runtime:
-    store = InMemoryEventStore()
+    stream = InMemoryStream(clock)
+    store = InMemoryEventStore(outbox=stream)
     ports = Ports(events=store, definitions=store, ledger=store, audit=store,
-                  stream=InMemoryStream(clock), lock=InMemoryLock(clock),
+                  stream=stream, lock=InMemoryLock(clock),
                   scheduler=InMemoryScheduler(), clock=clock, ids=UuidIds())
     return Runtime(ports, actions.registry, RuntimeSettings(engine="memory", queue=queue))
 

@@ -92,9 +92,10 @@ async def open_example(name: str) -> Harness:
     """
     package = load_package(EXAMPLES / name)
     clock = ManualClock(T0)
-    store = InMemoryEventStore()
+    stream = InMemoryStream(clock)
+    store = InMemoryEventStore(outbox=stream)
     ports = Ports(events=store, definitions=store, ledger=store, audit=store,
-                  stream=InMemoryStream(clock), lock=InMemoryLock(clock),
+                  stream=stream, lock=InMemoryLock(clock),
                   scheduler=InMemoryScheduler(), clock=clock, ids=UuidIds())
     runtime = Runtime(ports, package.actions)
     for definition in package.definitions:

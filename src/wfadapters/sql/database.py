@@ -117,10 +117,11 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         # Let SQLAlchemy's "begin" hook below issue BEGIN itself (pysqlite would defer it).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # busy_timeout first: wait for the write lock instead of failing at once when
+        # another process holds it (switching a new file to WAL needs that lock too).
         # WAL: readers never block the writer. synchronous=FULL: a commit survives power
-        # loss (NORMAL may lose the last commits). busy_timeout: wait for the write lock
-        # instead of failing at once when another process holds it.
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=10000",
+        # loss (NORMAL may lose the last commits).
+        for pragma in ("busy_timeout=10000", "journal_mode=WAL", "synchronous=FULL",
                        "foreign_keys=ON"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
