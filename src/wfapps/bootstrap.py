@@ -187,6 +187,8 @@ async def open_runtime(
         correlation_paths=settings.correlation_paths,
         stuck_after=timedelta(seconds=settings.stuck_after_s),
         expression_limits=ExpressionLimits(timeout_ms=settings.expression_timeout_ms),
+        max_active_runs_per_tenant=settings.max_active_runs_per_tenant,
+        tenant_max_active_runs=settings.tenant_max_active_runs,
     )
     runtime_settings = replace(base, engine=settings.backend, queue=settings.queue)
     if settings.redis_url is not None:
@@ -218,6 +220,7 @@ async def open_engine(
     runtime of :func:`open_runtime`, given ``clock``, ``options`` and ``telemetry``.
     """
     if settings.backend == "temporal":
+        _refuse_quota_on_temporal(settings, options)
         from wfapps.temporal_worker import open_temporal_engine  # temporalio only if used
 
         async with open_temporal_engine(settings, actions,
@@ -227,6 +230,27 @@ async def open_engine(
     async with open_runtime(settings, actions, clock=clock, options=options,
                             telemetry=telemetry) as runtime:
         yield runtime
+
+
+def _refuse_quota_on_temporal(settings: Settings, options: RuntimeSettings | None) -> None:
+    """Refuse per-tenant run limits on Temporal rather than ignore them silently.
+
+    Pausing and resuming runs needs an atomic count of a tenant's active runs at start
+    time; Temporal's workflow ids give no such thing, and a limit that is not enforced
+    is worse than an error at open time.
+    """
+    limited = [
+        (src.max_active_runs_per_tenant, src.tenant_max_active_runs)
+        for src in (settings, options) if src is not None
+    ]
+    if any(default is not None or any(v is not None for v in overrides.values())
+           for default, overrides in limited):
+        raise UnsupportedOperationError(
+            "per-tenant concurrency limits (WF_TENANT_MAX_ACTIVE_RUNS, "
+            "WF_TENANT_MAX_ACTIVE_RUNS_JSON, max_active_runs_per_tenant) are not supported "
+            "on the temporal:// engine; unset them or use a local engine",
+            details={"engine_url": settings.engine_url},
+        )
 
 
 @asynccontextmanager

@@ -19,16 +19,17 @@ from rich.table import Table
 
 from wfadapters.sql.database import Database
 from wfadapters.sql.migrate import check_schema, head_revision, upgrade
-from wfapps.bootstrap import open_runtime
+from wfapps.bootstrap import open_engine
 from wfapps.check import check_definition, render_line
 from wfapps.cli_common import JsonOption, emit_json, settings_for
 from wfapps.cli_keys import keys_app
+from wfapps.cli_move import move
 from wfapps.cli_runs import register as register_run_commands
 from wfapps.cli_serve import serve
 from wfapps.loading import load_package
 from wfapps.settings import Settings
 from wfapps.timeline import event_rows, step_rows
-from wfapps.views import check_json
+from wfapps.views import check_json, public_url
 from wfdomain.actions import ActionRegistry
 from wfdomain.errors import UnsupportedOperationError, WorkflowEngineError
 from wfdomain.redaction import mask, secret_values
@@ -65,21 +66,24 @@ def _settings(engine: str | None, tenant: str | None) -> Settings:
 async def _run(path: Path, run_input: str | None, settings: Settings, wait_s: float,
                as_json: bool, events: bool) -> int:
     package = load_package(path)
-    async with open_runtime(settings, package.actions) as runtime:
+    # On temporal:// a worker in this process executes the run (as the local runtime does).
+    async with open_engine(settings, package.actions, embedded_worker=True) as engine:
         for definition in package.definitions:
-            await runtime.register_definition(settings.tenant, definition)
+            await engine.register_definition(settings.tenant, definition)
         document = _parse_input(run_input, package.sample_input)
-        run_id = await _unfinished_run(runtime, settings, package.main.id, document)
-        if run_id is not None:
+        run_id = None
+        if isinstance(engine, Runtime):
+            run_id = await _unfinished_run(engine, settings, package.main.id, document)
+        if run_id is not None and isinstance(engine, Runtime):
             # A durable engine still holds this run, cut off mid-way (a crash, kill -9):
             # finish it. Finished actions are in the ledger and are not executed again.
             err.print(f"resuming unfinished run {run_id} of {package.main.id}")
-            await runtime.resume_run(settings.tenant, run_id)
+            await engine.resume_run(settings.tenant, run_id)
         else:
-            run_id = (await runtime.start_run(settings.tenant, package.main.id, document)).run_id
-        run = await runtime.run_until_finished(settings.tenant, run_id, timeout_s=wait_s)
-        history = await runtime.history(settings.tenant, run.run_id)
-        state = await runtime.get_state(settings.tenant, run.run_id)
+            run_id = (await engine.start_run(settings.tenant, package.main.id, document)).run_id
+        run = await engine.run_until_finished(settings.tenant, run_id, timeout_s=wait_s)
+        history = await engine.history(settings.tenant, run.run_id)
+        state = await engine.get_state(settings.tenant, run.run_id)
     secrets = (secret_values(history[0].data["input"], "input", package.main.secret_fields)
                | secret_values(state.vars, "state", package.main.secret_fields))
     result = mask(state.output, secrets)
@@ -191,8 +195,8 @@ def validate(
 
 
 async def _export(settings: Settings, run_id: str) -> dict[str, Any]:
-    async with open_runtime(settings, ActionRegistry()) as runtime:
-        return await runtime.export_run(settings.tenant, run_id)
+    async with open_engine(settings, ActionRegistry()) as engine:
+        return await engine.export_run(settings.tenant, run_id)
 
 
 @app.command("export")
@@ -219,11 +223,13 @@ def export_run(
 
 async def _import(settings: Settings, archive: dict[str, Any], actions: ActionRegistry | None,
                   resume: bool, wait_s: float) -> int:
-    async with open_runtime(settings, actions or ActionRegistry()) as runtime:
-        run = await runtime.import_run(archive, tenant=settings.tenant, resume=resume)
-        out.print(f"imported run {run.run_id} ({run.status}) into {settings.engine_url}")
+    async with open_engine(settings, actions or ActionRegistry(),
+                           embedded_worker=actions is not None) as engine:
+        run = await engine.import_run(archive, tenant=settings.tenant, resume=resume)
+        out.print(f"imported run {run.run_id} ({run.status}) into "
+                  f"{public_url(settings.engine_url)}")
         if resume and not run.finished and actions is not None:
-            run = await runtime.run_until_finished(settings.tenant, run.run_id, timeout_s=wait_s)
+            run = await engine.run_until_finished(settings.tenant, run.run_id, timeout_s=wait_s)
             out.print(f"run {run.run_id} is {run.status}")
     if run.finished:
         return 0 if run.status == "completed" else 1
@@ -390,6 +396,7 @@ def temporal_worker(
 
 register_run_commands(app)
 app.command("serve")(serve)
+app.command("move")(move)
 app.add_typer(keys_app, name="keys")
 
 

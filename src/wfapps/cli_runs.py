@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from wfapps.bootstrap import open_runtime
+from wfapps.bootstrap import open_engine, open_runtime
 from wfapps.cli_common import (
     EXIT_NEGATIVE,
     EngineOption,
@@ -27,8 +27,18 @@ from wfapps.cli_common import (
 from wfapps.loading import load_package
 from wfapps.settings import Settings
 from wfapps.stuck import find_stuck, stuck_report
-from wfapps.views import load_view, run_json, state_json, task_json, timeline_json
+from wfapps.views import list_runs as list_views
+from wfapps.views import (
+    list_tasks,
+    load_view,
+    now_of,
+    run_json,
+    state_json,
+    task_json,
+    timeline_json,
+)
 from wfdomain.actions import ActionRegistry
+from wfdomain.errors import UnsupportedOperationError
 
 __all__ = ["register"]
 
@@ -37,10 +47,10 @@ RunArg = Annotated[str, typer.Argument(help="The run id.")]
 
 async def _list(settings: Settings, statuses: list[str] | None, definition: str | None,
                 limit: int) -> list[dict[str, Any]]:
-    async with open_runtime(settings, ActionRegistry()) as runtime:
-        runs = await runtime.ports.events.list_runs(settings.tenant, statuses=statuses or None,
-                                                    definition_id=definition, limit=limit)
-        now = runtime.ports.clock.now()
+    async with open_engine(settings, ActionRegistry()) as engine:
+        runs = await list_views(engine, settings.tenant, statuses=statuses,
+                                definition_id=definition, limit=limit)
+        now = now_of(engine)
         return [run_json(r, now) for r in runs]
 
 
@@ -66,13 +76,14 @@ def list_runs(
 
 
 async def _show(settings: Settings, run_id: str) -> dict[str, Any]:
-    async with open_runtime(settings, ActionRegistry()) as runtime:
-        view = await load_view(runtime, settings.tenant, run_id)
-        state = await runtime.get_state(settings.tenant, run_id)
-        stuck = await stuck_report(runtime, view.run)
-        data = run_json(view.run, runtime.ports.clock.now(), view.secrets)
+    async with open_engine(settings, ActionRegistry()) as engine:
+        view = await load_view(engine, settings.tenant, run_id)
+        state = await engine.get_state(settings.tenant, run_id)
+        stuck = await stuck_report(engine, view.run)
+        data = run_json(view.run, now_of(engine), view.secrets)
         masked = state_json(state, view.secrets)
         return {**data, "input": masked["input"], "output": masked["output"],
+                "moved_to": view.moved_to if view.run.status == "moved" else None,
                 "stuck": None if stuck is None else stuck.to_json()}
 
 
@@ -86,6 +97,9 @@ def show(run_id: RunArg, engine: EngineOption = None, tenant: TenantOption = Non
     out.print(f"run {data['run_id']} · {data['definition_id']} v{data['definition_version']} · "
               f"{data['status']} · version {data['version']} · {data['engine']}/{data['queue']}",
               markup=False)
+    if data["moved_to"]:
+        out.print(f"MOVED to {data['moved_to']}: this engine refuses it (RUN_MOVED)",
+                  markup=False)
     if data["stuck"]:
         out.print(f"STUCK ({data['stuck']['kind']}): {data['stuck']['reason']}", markup=False)
     for wait in data["waits"]:
@@ -104,8 +118,8 @@ def show(run_id: RunArg, engine: EngineOption = None, tenant: TenantOption = Non
 
 
 async def _timeline(settings: Settings, run_id: str) -> dict[str, Any]:
-    async with open_runtime(settings, ActionRegistry()) as runtime:
-        view = await load_view(runtime, settings.tenant, run_id)
+    async with open_engine(settings, ActionRegistry()) as engine:
+        view = await load_view(engine, settings.tenant, run_id)
         return timeline_json(view.history, view.definition)
 
 
@@ -136,10 +150,10 @@ def timeline(run_id: RunArg, events: Annotated[bool, typer.Option(
 
 
 async def _state(settings: Settings, run_id: str, version: int | None) -> dict[str, Any]:
-    async with open_runtime(settings, ActionRegistry()) as runtime:
-        view = await load_view(runtime, settings.tenant, run_id)
+    async with open_engine(settings, ActionRegistry()) as engine:
+        view = await load_view(engine, settings.tenant, run_id)
         at = view.run.version if version is None else min(version, view.run.version)
-        state = await runtime.state_at(settings.tenant, run_id, at)
+        state = await engine.state_at(settings.tenant, run_id, at)
         return state_json(state, view.secrets)
 
 
@@ -151,10 +165,10 @@ def state(run_id: RunArg, version: Annotated[int | None, typer.Option(
 
 
 async def _cancel(settings: Settings, run_id: str, reason: str | None) -> dict[str, Any]:
-    async with open_runtime(settings, ActionRegistry()) as runtime:
-        run = await runtime.cancel_run(settings.tenant, run_id, reason=reason,
+    async with open_engine(settings, ActionRegistry()) as engine:
+        run = await engine.cancel_run(settings.tenant, run_id, reason=reason,
                                        requested_by="wf cancel")
-        return run_json(run, runtime.ports.clock.now())
+        return run_json(run, now_of(engine))
 
 
 def cancel(run_id: RunArg, reason: Annotated[str | None, typer.Option(help="Why.")] = None,
@@ -172,10 +186,10 @@ def cancel(run_id: RunArg, reason: Annotated[str | None, typer.Option(help="Why.
 
 async def _replay(settings: Settings, run_id: str, actions: ActionRegistry,
                   run_input: Any, edited: bool) -> dict[str, Any]:
-    async with open_runtime(settings, actions) as runtime:
-        run = await runtime.replay_run(settings.tenant, run_id, run_input=run_input,
+    async with open_engine(settings, actions) as engine:
+        run = await engine.replay_run(settings.tenant, run_id, run_input=run_input,
                                        use_original_input=not edited)
-        return run_json(run, runtime.ports.clock.now())
+        return run_json(run, now_of(engine))
 
 
 def replay(
@@ -203,8 +217,8 @@ def replay(
 
 async def _submit(settings: Settings, name: str, payload: Any, key: str | None,
                   run_id: str | None) -> str:
-    async with open_runtime(settings, ActionRegistry()) as runtime:
-        return await runtime.submit_event(settings.tenant, name, payload, correlation_key=key,
+    async with open_engine(settings, ActionRegistry()) as engine:
+        return await engine.submit_event(settings.tenant, name, payload, correlation_key=key,
                                           run_id=run_id)
 
 
@@ -225,9 +239,9 @@ def submit(
 
 
 async def _tasks(settings: Settings, assignee: str | None) -> list[dict[str, Any]]:
-    async with open_runtime(settings, ActionRegistry()) as runtime:
-        now = runtime.ports.clock.now()
-        tasks = await runtime.ports.events.list_human_tasks(settings.tenant, assignee=assignee)
+    async with open_engine(settings, ActionRegistry()) as engine:
+        now = now_of(engine)
+        tasks = await list_tasks(engine, settings.tenant, assignee)
         return [task_json(t, now) for t in tasks]
 
 
@@ -251,8 +265,8 @@ def tasks(assignee: Annotated[str | None, typer.Option(help="Only this person's.
 
 async def _decide(settings: Settings, task_id: str, outcome: str, data: Any,
                   by: str | None) -> str:
-    async with open_runtime(settings, ActionRegistry()) as runtime:
-        return await runtime.decide_task(settings.tenant, task_id, outcome, data, decided_by=by)
+    async with open_engine(settings, ActionRegistry()) as engine:
+        return await engine.decide_task(settings.tenant, task_id, outcome, data, decided_by=by)
 
 
 def decide(
@@ -273,6 +287,10 @@ def decide(
 
 
 async def _stuck(settings: Settings) -> list[dict[str, Any]]:
+    if settings.backend == "temporal":
+        raise UnsupportedOperationError(
+            "`wf stuck` scans a local engine's stores and audit log; on temporal:// look "
+            "for stuck workflows in the Temporal UI or CLI", details={"engine": "temporal"})
     async with open_runtime(settings, ActionRegistry()) as runtime:
         return [r.to_json() for r in await find_stuck(runtime, settings.tenant)]
 

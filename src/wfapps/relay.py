@@ -30,6 +30,7 @@ from wfadapters.sql.event_store import SqlEventStore
 from wfadapters.sql.outbox import SqlOutbox
 from wfdomain.errors import StorageUnavailableError
 from wfdomain.ports import Lock
+from wfdomain.quota import Admission
 from wfdomain.records import (
     ActionResult,
     AuditRecord,
@@ -68,10 +69,11 @@ class RelayedEventStore:
     async def append(
         self, events: Sequence[EventEnvelope], *, expected_version: int, summary: RunSummary,
         fencing_token: int | None = None, messages: Sequence[Message] = (),
+        admission: Admission | None = None,
     ) -> int:
         version, recorded = await self.store.append_reporting(
             events, expected_version=expected_version, summary=summary,
-            fencing_token=fencing_token, messages=messages)
+            fencing_token=fencing_token, messages=messages, admission=admission)
         if recorded:  # a retry of a stored batch recorded nothing: publish nothing
             await self._publish(messages)
         return version

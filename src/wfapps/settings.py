@@ -66,6 +66,11 @@ class Settings:
         expression_memory_mb: Memory limit of each isolated worker
             (``WF_EXPRESSION_MEMORY_MB``).
         expression_workers: Isolated worker processes (``WF_EXPRESSION_WORKERS``).
+        max_active_runs_per_tenant: Active (running or waiting) runs one tenant may have
+            at once; more are ``paused_for_quota`` until one finishes
+            (``WF_TENANT_MAX_ACTIVE_RUNS``, >= 1; unset or empty: unlimited).
+        tenant_max_active_runs: Per-tenant overrides (``WF_TENANT_MAX_ACTIVE_RUNS_JSON``,
+            ``{"acme": 50, "internal": null}``; null: that tenant is unlimited).
     """
 
     engine_url: str = DEFAULT_ENGINE_URL
@@ -81,6 +86,8 @@ class Settings:
     expression_timeout_ms: int = 1000
     expression_memory_mb: int = 512
     expression_workers: int = 2
+    max_active_runs_per_tenant: int | None = None
+    tenant_max_active_runs: Mapping[str, int | None] = field(default_factory=dict)
 
     @classmethod
     def from_url(cls, url: str, *, tenant: str = "default", snapshot_every: int = 100,
@@ -113,8 +120,8 @@ class Settings:
         """Read the ``WF_*`` variables; an error names the variable at fault.
 
         ``WF_ENGINE_URL``, ``WF_TENANT``, ``WF_SNAPSHOT_EVERY``, ``WF_CORRELATION_PATHS``,
-        ``WF_STUCK_AFTER_S`` and ``WF_EXPRESSION_MODE`` / ``_TIMEOUT_MS`` / ``_MEMORY_MB`` /
-        ``_WORKERS``.
+        ``WF_STUCK_AFTER_S``, ``WF_EXPRESSION_MODE`` / ``_TIMEOUT_MS`` / ``_MEMORY_MB`` /
+        ``_WORKERS`` and ``WF_TENANT_MAX_ACTIVE_RUNS`` / ``_JSON``.
         """
         raw_every = env.get("WF_SNAPSHOT_EVERY", "100")
         try:
@@ -145,7 +152,26 @@ class Settings:
             expression_memory_mb=int(_number(env, "WF_EXPRESSION_MEMORY_MB", 512, 64,
                                              integer=True)),
             expression_workers=int(_number(env, "WF_EXPRESSION_WORKERS", 2, 1, integer=True)),
+            max_active_runs_per_tenant=(
+                int(_number(env, "WF_TENANT_MAX_ACTIVE_RUNS", 0, 1, integer=True))
+                if env.get("WF_TENANT_MAX_ACTIVE_RUNS", "").strip() else None),
+            tenant_max_active_runs=_tenant_limits(
+                env.get("WF_TENANT_MAX_ACTIVE_RUNS_JSON", "").strip() or "{}"),
         )
+
+
+def _tenant_limits(raw: str) -> dict[str, int | None]:
+    name = "WF_TENANT_MAX_ACTIVE_RUNS_JSON"
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise SettingsError(f"{name}: not JSON: {e}") from None
+    if not isinstance(data, dict) or not all(
+        v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1)
+        for v in data.values()
+    ):
+        raise SettingsError(f'{name}: expected {{"tenant": limit >= 1 or null, ...}}, got {raw!r}')
+    return {str(tenant): limit for tenant, limit in data.items()}
 
 
 def _correlation_paths(raw: str) -> dict[str, tuple[str, ...]]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from wfdomain.engine import Engine
 from wfdomain.records import RunSummary
 from wfdomain.runtime import Runtime
 
@@ -76,10 +77,15 @@ def _report(run: RunSummary, idle: timedelta, threshold: timedelta,
     return None
 
 
-async def stuck_report(runtime: Runtime, run: RunSummary) -> StuckReport | None:
-    """Return why ``run`` is stuck, or None when it is not."""
-    if run.finished:
+async def stuck_report(engine: Engine, run: RunSummary) -> StuckReport | None:
+    """Return why ``run`` is stuck, or None when it is not (or the engine is not local).
+
+    The reasons come from a local engine's stores and audit log; Temporal shows its own
+    (its UI and ``tctl``), so there this is always None.
+    """
+    if run.finished or not isinstance(engine, Runtime):
         return None
+    runtime = engine
     now = runtime.ports.clock.now()
     refused = (await _refused(runtime, run.tenant)).get(run.run_id)
     overdue = None if run.next_due_at is None else now - run.next_due_at

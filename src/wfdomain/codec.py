@@ -37,6 +37,7 @@ EVENT_TYPES: dict[str, type[Any]] = {
         ev.HumanTaskExpired, ev.ChildRunRequested, ev.ChildRunFinished, ev.CancelRequested,
         ev.RunCompleted, ev.RunFailed, ev.RunCancelled,
         ev.RunMoved,
+        ev.RunPaused, ev.RunResumed,
     )
 }
 

@@ -478,6 +478,10 @@ def decide(
         if isinstance(inp, cmd.DecideTask):
             raise HumanTaskNotFoundError(f"no open human task {inp.task_id!r}")
         return cmd.Decision()
+    if state.status == "paused_for_quota" and not isinstance(inp, cmd.Cancel):
+        # Held by its tenant's limit (wfdomain.quota): nothing executes before the runtime
+        # records RunResumed, and nothing else can be owed to a run that never executed.
+        return cmd.Decision()
     match inp:
         case cmd.Cancel():
             decider.on_cancel(inp)

@@ -20,8 +20,10 @@ __all__ = [
     "InputValidationError",
     "LeaseLostError",
     "NondeterminismError",
+    "QuotaFullError",
     "RunAlreadyExistsError",
     "RunFinishedError",
+    "RunMovedError",
     "RunNotFoundError",
     "StorageUnavailableError",
     "UnknownActionError",
@@ -45,6 +47,7 @@ class ErrorCode:
     INPUT_INVALID = "INPUT_INVALID"
     RUN_NOT_FOUND = "RUN_NOT_FOUND"
     RUN_FINISHED = "RUN_FINISHED"
+    RUN_MOVED = "RUN_MOVED"
     RUN_ALREADY_EXISTS = "RUN_ALREADY_EXISTS"
     HUMAN_TASK_NOT_FOUND = "HUMAN_TASK_NOT_FOUND"
     DECISION_INVALID = "DECISION_INVALID"
@@ -71,6 +74,8 @@ class ErrorCode:
     """An HTTP request is malformed: not JSON, a missing or mistyped field or parameter."""
     INTERNAL_ERROR = "INTERNAL_ERROR"
     """An HTTP request failed on an unexpected error (a bug); the body hides the details."""
+    TENANT_QUOTA_FULL = "TENANT_QUOTA_FULL"
+    """An append that activates a run found the tenant at its active-run limit (internal)."""
 
 
 class WorkflowEngineError(Exception):
@@ -170,6 +175,12 @@ class RunFinishedError(WorkflowEngineError):
     default_code = ErrorCode.RUN_FINISHED
 
 
+class RunMovedError(RunFinishedError):
+    """The run was moved to another engine, which executes it now (``details``: where)."""
+
+    default_code = ErrorCode.RUN_MOVED
+
+
 class RunAlreadyExistsError(WorkflowEngineError):
     """A run with this id already exists."""
 
@@ -221,6 +232,16 @@ class LeaseLostError(WorkflowEngineError):
     """A lock lease expired or belongs to another owner."""
 
     default_code = ErrorCode.LEASE_LOST
+
+
+class QuotaFullError(WorkflowEngineError):
+    """The tenant already has as many active runs as its limit allows; nothing was written.
+
+    Raised by ``EventStore.append`` with an ``Admission``; the runtime turns it into a
+    paused-for-quota run, so callers never see it.
+    """
+
+    default_code = ErrorCode.TENANT_QUOTA_FULL
 
 
 class UnsupportedOperationError(WorkflowEngineError):

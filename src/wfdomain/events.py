@@ -34,6 +34,8 @@ __all__ = [
     "RunCompleted",
     "RunFailed",
     "RunMoved",
+    "RunPaused",
+    "RunResumed",
     "RunStarted",
     "StateSet",
     "StepCompleted",
@@ -318,12 +320,36 @@ class RunMoved:
     It executes on ``queue`` from here on. Neither an input nor a decision: a placement
     fact the importing runtime records after the archived history, which it keeps
     unchanged. Action attempts already scheduled keep their idempotency keys.
+
+    With ``moved_to`` set it is the other half, recorded by the engine the run leaves
+    (``wf move``): the run is ``moved`` there and executes on ``engine``/``queue`` at
+    ``moved_to`` (the target's URL without credentials); ``tenant`` is its tenant there.
     """
 
     at: datetime
     tenant: str
     engine: str
     queue: str
+    moved_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunPaused:
+    """The run was held back before executing anything (``reason``: ``quota``).
+
+    Recorded right after ``RunStarted`` when the tenant was at its active-run limit
+    (``wfdomain.quota``); the run executes nothing until ``RunResumed``.
+    """
+
+    at: datetime
+    reason: str = "quota"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResumed:
+    """A paused run was admitted: it executes from here on."""
+
+    at: datetime
 
 
 WorkflowEvent = (
@@ -353,6 +379,8 @@ WorkflowEvent = (
     | RunFailed
     | RunCancelled
     | RunMoved
+    | RunPaused
+    | RunResumed
 )
 
 INPUT_EVENTS: tuple[type, ...] = (

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from wfdomain.api_keys import ApiKeyRecord
+from wfdomain.quota import Admission
 from wfdomain.records import (
     ActionResult,
     AuditRecord,
@@ -51,6 +52,7 @@ class EventStore(Protocol):
         summary: RunSummary,
         fencing_token: int | None = None,
         messages: Sequence[Message] = (),
+        admission: Admission | None = None,
     ) -> int:
         """Append ``events`` to one run atomically after ``expected_version``.
 
@@ -73,10 +75,19 @@ class EventStore(Protocol):
         already stored records no messages again (the first attempt recorded them).
         Delivery is at least once: consumers must tolerate a repeated message.
 
+        ``admission`` (a tenant concurrency limit, ``wfdomain.quota``) is checked in the
+        same atomic step, serialised with every other admitting append of the tenant:
+        the tenant's other top-level runs (no parent) whose projected status is ``running``
+        or ``waiting`` are counted (and ``paused_for_quota`` ones), and the append is
+        refused unless
+        ``admission.admits`` them. Two processes admitting at once can never exceed the
+        limit. The check is skipped for a retry recognised as already stored.
+
         Raises:
             ConcurrencyConflictError: the run is not at ``expected_version`` (for a new run
                 ``expected_version`` is 0), or ``fencing_token`` is older than the newest
                 token seen for the run.
+            QuotaFullError: ``admission`` refused; nothing was written.
             ValueError: versions are not consecutive or events name another run.
         """
         ...

@@ -22,7 +22,7 @@ _WAITING = frozenset({"retry", "sleep", "event", "task", "child"})
 
 def run_status(state: RunState) -> RunStatus:
     """``waiting`` when every open leaf step waits on time, an event, a person or a child."""
-    if state.status in TERMINAL_STATUSES:
+    if state.status in TERMINAL_STATUSES or state.status == "paused_for_quota":
         return state.status  # type: ignore[return-value]
     leaves = [s.awaiting for s in state.steps.values() if s.awaiting is not None]
     if leaves and all(a in _WAITING for a in leaves):
@@ -31,9 +31,14 @@ def run_status(state: RunState) -> RunStatus:
 
 
 def summarize(state: RunState) -> RunSummary:
-    """Return the projection of a started run."""
+    """Return the projection of a started run.
+
+    A ``moved`` run keeps its steps in the state (for the archive) but offers nothing
+    here: no waits to route events to, no tasks in the inbox, no timers to watch.
+    """
     assert state.created_at is not None
     assert state.updated_at is not None
+    open_ = state.status != "moved"
     return RunSummary(
         tenant=state.tenant,
         run_id=state.run_id,
@@ -51,7 +56,7 @@ def summarize(state: RunState) -> RunSummary:
         error=state.error,
         waits=tuple(
             WaitRegistration(event_name=name, correlation_key=corr, step_key=key)
-            for key, (name, corr) in sorted(state.waits.items())
+            for key, (name, corr) in sorted(state.waits.items()) if open_
         ),
         human_tasks=tuple(
             HumanTaskRecord(
@@ -59,7 +64,7 @@ def summarize(state: RunState) -> RunSummary:
                 title=t.title, assignee=t.assignee, outcomes=t.outcomes, form_schema=t.form,
                 deadline=t.deadline, created_at=t.created_at, overdue=t.overdue,
             )
-            for t in state.tasks.values()
+            for t in state.tasks.values() if open_
         ),
-        next_due_at=min((t.fire_at for t in state.timers.values()), default=None),
+        next_due_at=min((t.fire_at for t in state.timers.values() if open_), default=None),
     )

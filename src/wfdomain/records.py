@@ -31,8 +31,13 @@ __all__ = [
 JSONValue: TypeAlias = Any
 """A JSON document: None, bool, int, float, str, list or dict of str keys."""
 
-RunStatus = Literal["running", "waiting", "completed", "failed", "cancelled"]
-TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+RunStatus = Literal[
+    "running", "waiting", "paused_for_quota", "completed", "failed", "cancelled", "moved",
+]
+# ``paused_for_quota``: started while its tenant was at its active-run limit (wfdomain.quota);
+# it executes nothing until capacity frees. Not final: it resumes, or it is cancelled.
+# ``moved``: the run left this engine (``wf move``); it is final here, live on the target.
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled", "moved"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,7 +105,8 @@ class RunSummary:
 
     Attributes:
         status: ``running`` (work to do), ``waiting`` (only waits, timers or tasks open),
-            or a terminal status.
+            ``paused_for_quota`` (held by the tenant's active-run limit), or a terminal
+            status.
         engine: Where the run executes (``memory``, ``sqlite``, ``temporal``...).
         queue: The task queue the run was started on.
         last_progress_at: Logical time of the newest event.
@@ -172,7 +178,7 @@ class AuditRecord:
     position: int = 0
 
 
-MessageKind = Literal["advance", "deliver", "route_event", "execute_action"]
+MessageKind = Literal["advance", "deliver", "route_event", "execute_action", "admit_runs"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -182,7 +188,8 @@ class Message:
     Attributes:
         id: Unique message id (set by the producer; used for de-duplication).
         kind: ``advance`` a run, ``deliver`` an input to a run, ``route_event`` (resolve
-            an external event's correlation), or ``execute_action``.
+            an external event's correlation), ``execute_action``, or ``admit_runs``
+            (resume the tenant's oldest runs paused for quota while it has capacity).
         tenant: Owning tenant.
         run_id: Target run, when known.
         body: Kind-specific JSON payload.

@@ -10,7 +10,8 @@ history: an expression that now fails, a step that no longer exists, a history o
 definition are all reported as a divergence.
 
 A history that ends mid-way (an in-flight run) is checked up to its end. ``RunMoved``
-(a placement fact recorded by an import) is folded but not decided.
+(a placement fact recorded by an import) and ``RunPaused``/``RunResumed`` (a tenant
+limit's admission, ``wfdomain.quota``) are folded but not decided.
 
 Pure: the standard library and ``wfdomain`` only.
 """
@@ -173,8 +174,8 @@ def check_replay(definition: Definition, history: Sequence[ev.WorkflowEvent]) ->
     i = 1
     while i < len(history):
         recorded = history[i]
-        if isinstance(recorded, ev.RunMoved):
-            apply_in_place(state, recorded)  # folded, never decided
+        if isinstance(recorded, ev.RunMoved | ev.RunPaused | ev.RunResumed):
+            apply_in_place(state, recorded)  # placement and admission: folded, never decided
             i += 1
             continue
         inp = input_of(recorded)

@@ -23,6 +23,7 @@ from wfdomain.codec import decode_envelope, decode_state, encode_state, to_envel
 from wfdomain.correlation import CorrelationResolver
 from wfdomain.decide import DecisionContext, decide
 from wfdomain.definition import Definition, parse_definition
+from wfdomain.engine import Engine
 from wfdomain.errors import (
     ActionFailedError,
     ConcurrencyConflictError,
@@ -31,13 +32,14 @@ from wfdomain.errors import (
     HumanTaskNotFoundError,
     InputValidationError,
     NondeterminismError,
+    QuotaFullError,
     RunAlreadyExistsError,
     RunFinishedError,
     RunNotFoundError,
     StorageUnavailableError,
     WorkflowEngineError,
 )
-from wfdomain.events import RunStarted
+from wfdomain.events import RunCancelled, RunCompleted, RunFailed, RunPaused, RunStarted
 from wfdomain.expressions import IN_PROCESS, ExpressionEvaluator, ExpressionLimits
 from wfdomain.inputs import decode_input, encode_input
 from wfdomain.ports import (
@@ -52,6 +54,8 @@ from wfdomain.ports import (
     Stream,
 )
 from wfdomain.projection import summarize
+from wfdomain.quota import Admission, QuotaPolicy
+from wfdomain.quota_admit import admit_runs
 from wfdomain.records import (
     ActionResult,
     AuditRecord,
@@ -97,6 +101,10 @@ class RuntimeSettings:
         state_cache_size: Runs whose derived state this runtime keeps in memory (0: none).
             A cached state is used only after reading the events stored since it, so it
             is never stale; it spares the snapshot load and the replay of a hot run.
+        max_active_runs_per_tenant: Runs of one tenant that may be active (``running`` or
+            ``waiting``) at once; a run started beyond it is ``paused_for_quota`` until
+            one finishes (None: unlimited). Every process of a deployment must share it.
+        tenant_max_active_runs: Per-tenant overrides of that limit (None: unlimited).
     """
 
     engine: str = "memory"
@@ -111,6 +119,8 @@ class RuntimeSettings:
     expression_limits: ExpressionLimits | None = None
     expression_evaluator: ExpressionEvaluator | None = None
     state_cache_size: int = 1024
+    max_active_runs_per_tenant: int | None = None
+    tenant_max_active_runs: Mapping[str, int | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,6 +172,8 @@ class Runtime:
         self._resolver = CorrelationResolver(self.settings.correlation_paths)
         self._definitions: dict[tuple[str, str, int], Definition] = {}
         self._states: OrderedDict[tuple[str, str], RunState] = OrderedDict()
+        self._quota = QuotaPolicy(default=self.settings.max_active_runs_per_tenant,
+                                  per_tenant=self.settings.tenant_max_active_runs)
 
     # -- definitions --------------------------------------------------------------------
     async def register_definition(self, tenant: str, definition: Definition) -> StoredDefinition:
@@ -242,12 +254,30 @@ class Runtime:
             parent_step_key=parent[1] if parent else None, replay_of=replay_of,
         )
         state = replay([started])
+        envelope = to_envelope(tenant, run_id, 1, started)
+        # Child runs are part of their root run's work and hold its slot: limiting them
+        # could leave every slot to a parent waiting on its own paused child (a deadlock).
+        limit = self._quota.limit_for(tenant) if parent is None else None
         advance = self._message("advance", tenant, run_id, {"input": encode_input(cmd.Advance())})
         try:
-            await self.ports.events.append(
-                [to_envelope(tenant, run_id, 1, started)], expected_version=0,
-                summary=summarize(state), messages=[advance],
-            )
+            try:
+                # behind_paused: a new run queues behind the tenant's paused ones (FIFO).
+                await self.ports.events.append(
+                    [envelope], expected_version=0, summary=summarize(state),
+                    messages=[advance], admission=None if limit is None
+                    else Admission(limit=limit, behind_paused=True),
+                )
+            except QuotaFullError:
+                paused = RunPaused(at=started.at)
+                state = replay([paused], state)
+                # The admit message: a run that finished after the store counted may have
+                # looked for paused runs before this one was stored; whoever handles this
+                # message looks again once it is.
+                await self.ports.events.append(
+                    [envelope, to_envelope(tenant, run_id, 2, paused)],
+                    expected_version=0, summary=summarize(state),
+                    messages=[self._message("admit_runs", tenant, None, {})],
+                )
         except ConcurrencyConflictError:
             raise RunAlreadyExistsError(f"run {run_id} already exists") from None
         return summarize(state)
@@ -367,13 +397,22 @@ class Runtime:
         await self._audit(tenant, "run.resumed", run_id, {"commands": len(commands)})
         return len(commands)
 
+    async def admit_paused_runs(self, tenant: str) -> int:
+        """Resume the tenant's oldest ``paused_for_quota`` runs while it has capacity.
+
+        Workers do this on their own whenever a run of the tenant finishes; call it after
+        raising a tenant's limit, which by itself resumes nothing. Returns how many.
+        """
+        return await admit_runs(self, tenant)
+
     # -- moving runs: the run archive ----------------------------------------------------
     async def export_run(self, tenant: str, run_id: str) -> dict[str, Any]:
         """Return the run's portable archive (``wfdomain.archive``, JSON-ready).
 
         Holds the definition document, the whole history, every snapshot and the stored
         outcome of every action attempt the history scheduled. Reading only: the run
-        keeps executing here; stop driving it here before another engine imports it.
+        keeps executing here; to hand it to another engine use ``move_run``, which
+        marks it ``moved`` here first.
 
         Raises:
             RunNotFoundError: unknown to this tenant.
@@ -405,6 +444,16 @@ class Runtime:
             NondeterminismError: the ledger holds another outcome for an attempt.
         """
         return await moves.import_run(self, data, tenant=tenant, resume=resume)
+
+    async def move_run(self, tenant: str, run_id: str, target: Engine,
+                       where: moves.MoveTarget) -> moves.MoveResult:
+        """Move a run to ``target`` (any engine); this runtime never executes it again.
+
+        The run is marked ``moved`` here (``RunMoved`` naming ``where``), then exported
+        and imported there; repeating the call finishes an interrupted move. See
+        ``wfdomain.moves.move_run`` for the order and the errors.
+        """
+        return await moves.move_run(self, target, tenant, run_id, where)
 
     # -- queries ------------------------------------------------------------------------
     async def get_run(self, tenant: str, run_id: str) -> RunSummary:
@@ -577,6 +626,8 @@ class Runtime:
                 await self._apply(message.tenant, message.run_id, inp)
             case "route_event":
                 await self._route_event(message)
+            case "admit_runs":
+                await admit_runs(self, message.tenant)
             case "execute_action":
                 await self._execute_action(message)
 
@@ -666,6 +717,8 @@ class Runtime:
                 state = await self._load(tenant, run_id)
                 if state.status == "new":
                     raise RunNotFoundError(f"run {run_id} not found")
+                if state.status == "moved":  # not retryable: the target has the run now
+                    raise await moves.moved_error(self, summarize(state))
                 if state.queue != self.settings.queue or state.engine != self.settings.engine:
                     await self._refuse_foreign(state)
                 definition = await self._definition_of(state)
@@ -678,9 +731,11 @@ class Runtime:
                     decision = decide(definition, state, inp, ctx)
                 if not decision.events:
                     return decision
+                messages = self._follow_ups(state, decision.commands)
+                if self._frees_capacity(state, decision):
+                    messages.append(self._message("admit_runs", tenant, None, {}))
                 try:
-                    new_state = await self._append(
-                        state, decision, lease, self._follow_ups(state, decision.commands))
+                    new_state = await self._append(state, decision, lease, messages)
                 except ConcurrencyConflictError:
                     continue  # another writer won: reload and decide again
                 self._remember(new_state)
@@ -725,6 +780,15 @@ class Runtime:
                 state=encode_state(new_state),
             ))
         return new_state
+
+    def _frees_capacity(self, state: RunState, decision: cmd.Decision) -> bool:
+        """Whether the decision finishes a run whose tenant has a limit (see ``quota``).
+
+        Its append then records an ``admit_runs`` message in the same transaction, so the
+        freed slot is handed on even when this process dies right after the commit.
+        """
+        return self._quota.limit_for(state.tenant) is not None and any(
+            isinstance(e, RunCompleted | RunFailed | RunCancelled) for e in decision.events)
 
     def _follow_ups(self, state: RunState, commands: Sequence[cmd.Command]) -> list[Message]:
         """The messages a decision's commands send: recorded with its append (the outbox)."""
@@ -829,6 +893,8 @@ class Runtime:
 
     async def _require_open_run(self, tenant: str, run_id: str) -> RunSummary:
         run = await self.get_run(tenant, run_id)
+        if run.status == "moved":
+            raise await moves.moved_error(self, run)
         if run.finished:
             raise RunFinishedError(f"run {run_id} is already {run.status}")
         return run

@@ -358,5 +358,15 @@ def apply_in_place(state: RunState, event: ev.WorkflowEvent) -> None:
             _finish(state, "failed")
         case ev.RunCancelled():
             _finish(state, "cancelled")
+        case ev.RunPaused():
+            state.status = "paused_for_quota"
+        case ev.RunResumed():
+            state.status = "running"
+        case ev.RunMoved() if event.moved_to is not None:
+            # Left this engine. Steps, waits and timers stay in the state (only the status
+            # is final): the archive taken after this event must still hold them.
+            state.engine, state.queue, state.status = event.engine, event.queue, "moved"
         case ev.RunMoved():
             state.tenant, state.engine, state.queue = event.tenant, event.engine, event.queue
+            if state.status == "moved":
+                state.status = "running"  # the archive of a moved run: taken over here

@@ -37,7 +37,8 @@ class Api:
 
 
 @asynccontextmanager
-async def open_api(url: str) -> AsyncIterator[Api]:
+async def open_api(url: str, *, move_targets: dict[str, str] | None = None
+                   ) -> AsyncIterator[Api]:
     """Open the engine at ``url``, make keys for tenants acme and globex, serve the app."""
     package = load_package(VAULT)
     clock = ManualClock(T0)
@@ -50,7 +51,8 @@ async def open_api(url: str) -> AsyncIterator[Api]:
         old, revoked = await create_api_key(keys, "acme", "old", T0)
         await keys.revoke_key(old.key_id, at=T0)
         app = create_app(runtime, keys, definitions=package.definitions,
-                         options=ApiOptions(max_body_bytes=MAX_BODY))
+                         options=ApiOptions(max_body_bytes=MAX_BODY,
+                                            move_targets=move_targets or {}))
         transport = httpx.ASGITransport(app=app)
 
         def client(key: str | None) -> httpx.AsyncClient:

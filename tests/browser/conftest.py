@@ -37,11 +37,13 @@ STUCK_AFTER_S = 1
 
 @dataclass(frozen=True)
 class Server:
-    """A served console: its address, engine URL and an API key of tenant acme."""
+    """A served console: its address, engine URL, an API key of tenant acme, and the
+    engine it may move runs to (move target ``other``)."""
 
     base: str
     engine_url: str
     key: str
+    other_url: str
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {self.key}"},
@@ -81,6 +83,7 @@ def chromium() -> str:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("serve")
     url = f"sqlite:///{folder / 'wf.db'}"
+    other_url = f"sqlite:///{folder / 'other.db'}"
 
     async def make_key() -> str:
         async with open_api_keys(Settings.from_url(url)) as keys:
@@ -93,11 +96,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [str(Path(sys.executable).parent / "wf"), "serve", "--workflows", str(VAULT),
-             "--port", str(port), "--worker"], env=env, stdout=sink, stderr=subprocess.STDOUT)
+             "--port", str(port), "--worker", "--move-target", f"other={other_url}"],
+            env=env, stdout=sink, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base, process, log)
-        yield Server(base=base, engine_url=url, key=key)
+        yield Server(base=base, engine_url=url, key=key, other_url=other_url)
     finally:
         process.terminate()
         try:

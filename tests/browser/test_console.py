@@ -150,3 +150,25 @@ def test_a_human_task_decided_in_the_inbox_lets_the_run_finish(
     page.fill("#filter-definition", "vault_wait")
     page.click("text=Filter")
     expect(page.locator("tr.run-row")).to_have_count(0)
+
+
+def test_move_a_waiting_run_to_another_engine(
+        page: Page, server: Server, screenshots: Path) -> None:
+    run = start(server, "vault_wait", {"order": "o-move", "card": "4111-3333"})
+    wait_for(server, run["run_id"], lambda r: r["status"] == "waiting", "to wait")
+    open_run(page, run["run_id"])
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.select_option("#move-target", "other")
+    page.click("#move")
+    expect(page.locator("#moved-banner")).to_contain_text(
+        f"now executes on sqlite/default at {server.other_url}")
+    expect(page.locator("p .status")).to_have_text("moved")
+    expect(page.locator("#cancel")).to_have_count(0)
+    page.screenshot(path=str(screenshots / "moved.png"), full_page=True)
+
+    async def on_other() -> str:
+        async with open_runtime(Settings.from_url(server.other_url),
+                               load_package(VAULT).actions) as other:
+            return (await other.get_run("acme", run["run_id"])).status
+
+    assert run_async(on_other()) == "waiting"

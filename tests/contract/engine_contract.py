@@ -14,6 +14,7 @@ base use short durations and ``pass_time`` waits for due timers to fire.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -122,6 +123,18 @@ class EngineScenarios:
              "default": [assign(rate="0")]},
         ]), {"tier": tier})
         assert await output_of(rt, run.run_id) == {"rate": rate}
+
+    async def test_documents_keep_their_key_order_through_the_engine(self, rt: Engine) -> None:
+        # Key order is visible to expressions: an engine that re-orders keys on the way
+        # through its storage or transport would decide differently from the others.
+        data = {"zeta": 1, "b": {"y": 1, "aa": 2}, "a": 3}
+        run = await run_doc(rt, doc("order", [
+            assign(keys="$keys(input)", inner="$keys(input.b)"),
+        ]), data)
+        assert await output_of(rt, run.run_id) == {"keys": ["zeta", "b", "a"],
+                                                   "inner": ["y", "aa"]}
+        started = (await rt.history(TENANT, run.run_id))[0]
+        assert json.dumps(started.data["input"]) == json.dumps(data)
 
     # -- for_each, parallel ---------------------------------------------------------------
 
@@ -966,3 +979,150 @@ class EngineContract(EngineScenarios):
         assert await there.resume_run(OTHER_TENANT, run.run_id) == 1
         await there.run_until_idle()
         assert (await there.get_run(OTHER_TENANT, run.run_id)).status == "completed"
+
+    # -- per-tenant concurrency limits (wfdomain.quota) -----------------------------------
+
+    async def _statuses(self, rt: Runtime, run_ids: list[str]) -> list[str]:
+        return [(await rt.get_run(TENANT, run_id)).status for run_id in run_ids]
+
+    async def _active_count(self, rt: Runtime) -> int:
+        return len(await rt.list_runs(TENANT, statuses=["running", "waiting"], limit=1000))
+
+    async def test_runs_over_the_tenant_limit_are_paused_and_visible(
+        self, runtime_factory: RuntimeFactory, actions: RecordingActions
+    ) -> None:
+        rt = runtime_factory(actions.registry, RuntimeSettings(max_active_runs_per_tenant=2))
+        await register(rt, SLEEPER)
+        await register(rt, SLEEPER, tenant=OTHER_TENANT)
+        started = [await rt.start_run(TENANT, "sleeper") for _ in range(3)]
+        assert [s.status for s in started] == ["running", "running", "paused_for_quota"]
+        other = await rt.start_run(OTHER_TENANT, "sleeper")  # another tenant has its own slots
+        await rt.run_until_idle()
+        ids = [s.run_id for s in started]
+        assert await self._statuses(rt, ids) == ["waiting", "waiting", "paused_for_quota"]
+        assert (await rt.get_run(OTHER_TENANT, other.run_id)).status == "waiting"
+        paused = await rt.list_runs(TENANT, statuses=["paused_for_quota"])
+        assert [r.run_id for r in paused] == [ids[2]]
+        assert await event_types(rt, ids[2]) == ["RunStarted", "RunPaused"]
+
+    async def test_paused_runs_resume_oldest_first_when_capacity_frees(
+        self, runtime_factory: RuntimeFactory, actions: RecordingActions, clock: ManualClock,
+    ) -> None:
+        rt = runtime_factory(actions.registry, RuntimeSettings(max_active_runs_per_tenant=1))
+        await register(rt, SLEEPER)
+        ids = ["r-c", "r-b", "r-a"]  # started in this order: FIFO is by start, not by id
+        for run_id in ids:
+            await rt.start_run(TENANT, "sleeper", run_id=run_id)
+            clock.advance(timedelta(seconds=1))
+        await rt.run_until_idle()
+        assert await self._statuses(rt, ids) == ["waiting", "paused_for_quota", "paused_for_quota"]
+        await advance(rt, clock, 60)
+        assert await self._statuses(rt, ids) == ["completed", "waiting", "paused_for_quota"]
+        await advance(rt, clock, 60)
+        assert await self._statuses(rt, ids) == ["completed", "completed", "waiting"]
+        await advance(rt, clock, 60)
+        assert await self._statuses(rt, ids) == ["completed"] * 3
+        assert await event_types(rt, "r-a") == [
+            "RunStarted", "RunPaused", "RunResumed", "StepStarted", "TimerStarted",
+            "TimerFired", "StepCompleted", "StepStarted", "StepCompleted", "RunCompleted"]
+        assert await output_of(rt, "r-a") == "woke"
+
+    async def test_a_paused_run_can_be_cancelled_and_is_never_resumed(
+        self, runtime_factory: RuntimeFactory, actions: RecordingActions, clock: ManualClock,
+    ) -> None:
+        rt = runtime_factory(actions.registry, RuntimeSettings(max_active_runs_per_tenant=1))
+        await register(rt, SLEEPER)
+        first = await rt.start_run(TENANT, "sleeper")
+        paused = await rt.start_run(TENANT, "sleeper")
+        last = await rt.start_run(TENANT, "sleeper")
+        await rt.run_until_idle()
+        cancelled = await rt.cancel_run(TENANT, paused.run_id, reason="not needed")
+        assert cancelled.status == "cancelled"
+        await advance(rt, clock, 60)
+        ids = [first.run_id, paused.run_id, last.run_id]
+        assert await self._statuses(rt, ids) == ["completed", "cancelled", "waiting"]
+        assert await event_types(rt, paused.run_id) == [
+            "RunStarted", "RunPaused", "CancelRequested", "RunCancelled"]
+
+    async def test_the_limit_holds_under_concurrent_starts_from_two_runtimes(
+        self, runtime_factory: RuntimeFactory, actions: RecordingActions, clock: ManualClock,
+    ) -> None:
+        settings = RuntimeSettings(max_active_runs_per_tenant=3)
+        one, two = (runtime_factory(actions.registry, settings) for _ in range(2))
+        await register(one, SLEEPER)
+        runs = await asyncio.gather(*(
+            (one if i % 2 else two).start_run(TENANT, "sleeper") for i in range(12)))
+        assert sorted(r.status for r in runs).count("running") == 3
+        await asyncio.gather(one.run_until_idle(), two.run_until_idle())
+        statuses = await self._statuses(one, [r.run_id for r in runs])
+        assert (statuses.count("waiting"), statuses.count("paused_for_quota")) == (3, 9)
+        for _ in range(4):  # three runs finish per minute, and three more are admitted
+            clock.advance(timedelta(seconds=60))
+            await asyncio.gather(one.run_until_idle(), two.run_until_idle())
+            await asyncio.gather(one.run_until_idle(), two.run_until_idle())
+            assert await self._active_count(one) <= 3
+        statuses = await self._statuses(one, [r.run_id for r in runs])
+        assert statuses == ["completed"] * 12
+
+    async def test_a_run_finishing_while_another_runtime_admits_does_not_over_admit(
+        self, runtime_factory: RuntimeFactory, actions: RecordingActions, clock: ManualClock,
+    ) -> None:
+        settings = RuntimeSettings(max_active_runs_per_tenant=1)
+        one, two = (runtime_factory(actions.registry, settings) for _ in range(2))
+        await register(one, SLEEPER)
+        first = await one.start_run(TENANT, "sleeper")
+        await one.run_until_idle()
+        queued = await one.start_run(TENANT, "sleeper")
+        clock.advance(timedelta(seconds=60))  # first's timer is due
+        # One runtime finishes the first run (and admits) while the other starts runs.
+        _, late, later = await asyncio.gather(
+            one.run_until_idle(), two.start_run(TENANT, "sleeper"),
+            two.start_run(TENANT, "sleeper"))
+        await asyncio.gather(one.run_until_idle(), two.run_until_idle())
+        ids = [first.run_id, queued.run_id, late.run_id, later.run_id]
+        statuses = await self._statuses(one, ids)
+        assert statuses[:2] == ["completed", "waiting"]  # the oldest paused run went first
+        assert sorted(statuses[2:]) == ["paused_for_quota"] * 2
+        for _ in range(3):
+            clock.advance(timedelta(seconds=60))
+            await asyncio.gather(one.run_until_idle(), two.run_until_idle())
+            await asyncio.gather(one.run_until_idle(), two.run_until_idle())
+            assert await self._active_count(one) <= 1
+        assert await self._statuses(one, ids) == ["completed"] * 4
+
+    async def test_a_worker_dying_after_a_run_finished_still_hands_on_its_slot(
+        self, runtime_factory: RuntimeFactory, actions: RecordingActions, clock: ManualClock,
+    ) -> None:
+        rt = runtime_factory(actions.registry, RuntimeSettings(max_active_runs_per_tenant=1))
+        await register(rt, doc("quick", [assign(x="1")]))
+        first = await rt.start_run(TENANT, "quick")
+        paused = await rt.start_run(TENANT, "quick")
+        stream, group = rt.ports.stream, rt.settings.group
+        advance_first, admit_on_pause = await stream.consume(group, "doomed")
+        assert (advance_first.message.kind, admit_on_pause.message.kind) == (
+            "advance", "admit_runs")
+        assert await rt.process(admit_on_pause) == "acked"  # no capacity yet: admits nothing
+        await rt.process(advance_first)  # completes; its append records admit_runs
+        assert (await rt.get_run(TENANT, first.run_id)).status == "completed"
+        kinds = [d.message.kind for d in await stream.consume(group, "doomed")]
+        assert kinds == ["admit_runs"]  # taken by the worker, which then dies unacked
+        await rt.run_until_idle()
+        assert (await rt.get_run(TENANT, paused.run_id)).status == "paused_for_quota"
+        clock.advance(rt.settings.claim_idle + timedelta(seconds=1))
+        await rt.run_until_idle()  # another consumer claims the idle message
+        assert (await rt.get_run(TENANT, paused.run_id)).status == "completed"
+
+    async def test_child_runs_hold_their_root_runs_slot_and_are_never_paused(
+        self, runtime_factory: RuntimeFactory, actions: RecordingActions,
+    ) -> None:
+        rt = runtime_factory(actions.registry, RuntimeSettings(max_active_runs_per_tenant=1))
+        await register(rt, CHILD_ECHO, child_parent("child_echo"))
+        parent = await rt.start_run(TENANT, "parent", {"x": 7})
+        queued = await rt.start_run(TENANT, "parent", {"x": 8})
+        assert queued.status == "paused_for_quota"
+        await rt.run_until_idle()
+        assert await self._statuses(rt, [parent.run_id, queued.run_id]) == ["completed"] * 2
+        assert await output_of(rt, queued.run_id) == {"child_got": 8}
+        assert "RunPaused" not in [
+            e for r in await rt.list_runs(TENANT) if r.parent_run_id is not None
+            for e in await event_types(rt, r.run_id)]

@@ -69,6 +69,8 @@ SAMPLES: list[ev.WorkflowEvent] = [
     ev.RunFailed(at=AT, error={"code": "X", "message": "m", "path": "steps[0]"}),
     ev.RunCancelled(at=AT, reason=None),
     ev.RunMoved(at=AT, tenant="globex", engine="sqlite", queue="moved"),
+    ev.RunPaused(at=AT, reason="quota"),
+    ev.RunResumed(at=AT),
 ]
 
 

@@ -14,9 +14,11 @@ from wfdomain.errors import (
     DefinitionError,
     ErrorCode,
     NondeterminismError,
+    QuotaFullError,
     UnsupportedOperationError,
 )
 from wfdomain.ports import check_append
+from wfdomain.quota import ACTIVE_STATUSES, PAUSED_FOR_QUOTA, Admission
 from wfdomain.records import (
     ActionResult,
     AuditRecord,
@@ -59,6 +61,18 @@ class _Tenant:
     tasks: dict[str, HumanTaskRecord] = field(default_factory=dict)
     definitions: dict[str, dict[int, StoredDefinition]] = field(default_factory=dict)
     audit: list[AuditRecord] = field(default_factory=list)
+
+
+def _check_admission(space: _Tenant | None, summary: RunSummary, admission: Admission) -> None:
+    others = [r.summary.status for rid, r in (space.runs.items() if space else ())
+              if rid != summary.run_id and r.summary.parent_run_id is None]
+    active = sum(status in ACTIVE_STATUSES for status in others)
+    paused = sum(status == PAUSED_FOR_QUOTA for status in others)
+    if not admission.admits(active, paused):
+        raise QuotaFullError(
+            f"tenant {summary.tenant!r} has {active} active and {paused} paused runs "
+            f"(limit {admission.limit})",
+            details={"active": active, "paused": paused, "limit": admission.limit})
 
 
 class InMemoryEventStore:
@@ -105,6 +119,7 @@ class InMemoryEventStore:
         summary: RunSummary,
         fencing_token: int | None = None,
         messages: Sequence[Message] = (),
+        admission: Admission | None = None,
     ) -> int:
         batch = _validated_batch(events, expected_version, summary)
         summary = deepcopy(summary)
@@ -126,6 +141,9 @@ class InMemoryEventStore:
                 raise ConcurrencyConflictError(summary.run_id, expected_version, current)
             if run is None and not batch:
                 raise ValueError(f"run {summary.run_id} must start with at least one event")
+            if admission is not None:
+                # Under the store's one write lock: the count cannot change before the write.
+                _check_admission(space, summary, admission)
             if space is not None:
                 _check_task_ids_free(space, summary)
             space = self._tenants.setdefault(summary.tenant, _Tenant())

@@ -45,7 +45,9 @@ from wfdomain.errors import (
     DefinitionError,
     ErrorCode,
     NondeterminismError,
+    QuotaFullError,
 )
+from wfdomain.quota import ACTIVE_STATUSES, PAUSED_FOR_QUOTA, Admission
 from wfdomain.records import (
     ActionResult,
     AuditRecord,
@@ -150,6 +152,15 @@ class SqlEventStore:
         self._update_run = update(wf_runs).where(where)
         self._insert_events = wf_events.insert()
         self._fast_update = _fast_update(where)
+        self._quota_lock = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+        self._quota_count = (
+            select(wf_runs.c.status, func.count())
+            .where(wf_runs.c.tenant == bindparam("q_tenant"),
+                   wf_runs.c.run_id != bindparam("q_run_id"),
+                   wf_runs.c.parent_run_id.is_(None),  # children hold their root's slot
+                   wf_runs.c.status.in_([*ACTIVE_STATUSES, PAUSED_FOR_QUOTA]))
+            .group_by(wf_runs.c.status)
+        )
 
     # -- EventStore -------------------------------------------------------------------
 
@@ -161,10 +172,11 @@ class SqlEventStore:
         summary: RunSummary,
         fencing_token: int | None = None,
         messages: Sequence[Message] = (),
+        admission: Admission | None = None,
     ) -> int:
         version, _ = await self.append_reporting(
             events, expected_version=expected_version, summary=summary,
-            fencing_token=fencing_token, messages=messages)
+            fencing_token=fencing_token, messages=messages, admission=admission)
         return version
 
     async def append_reporting(
@@ -175,6 +187,7 @@ class SqlEventStore:
         summary: RunSummary,
         fencing_token: int | None = None,
         messages: Sequence[Message] = (),
+        admission: Admission | None = None,
     ) -> tuple[int, bool]:
         """``append``, also saying whether this call recorded ``messages``.
 
@@ -188,6 +201,12 @@ class SqlEventStore:
         outbox = self._outbox_rows(messages)
         try:
             async with self._db.transaction() as conn:
+                if admission is not None and not await self._admits(conn, summary, admission):
+                    if rows and await already_stored(conn, rows):
+                        return summary.version, False  # a retry of a batch that did commit
+                    raise QuotaFullError(
+                        f"tenant {summary.tenant!r} is at its limit of {admission.limit} "
+                        "active runs", details={"limit": admission.limit})
                 version = await self._append(conn, rows, expected_version, summary, run_row,
                                              outbox)
             return version, outbox.written
@@ -201,6 +220,26 @@ class SqlEventStore:
             # Two writers created the same run at once: neither saw a runs row to lock,
             # and the unique (tenant, run_id, version) index let only one of them in.
             raise ConcurrencyConflictError(summary.run_id, expected_version, None) from e
+
+    async def _admits(
+        self, conn: AsyncConnection, summary: RunSummary, admission: Admission
+    ) -> bool:
+        """Count the tenant's other active and paused runs, serialised per tenant.
+
+        Postgres: a transaction-scoped advisory lock per tenant, taken first (before any
+        row lock, so no lock cycle), makes admitting appends of one tenant queue; under
+        READ COMMITTED the count statement after it sees every admission committed before.
+        Appends that only finish runs take no such lock: they can only lower the count,
+        and the runtime then re-drives admission. SQLite: BEGIN IMMEDIATE already
+        serialises every writer.
+        """
+        if not self._db.is_sqlite:
+            await conn.execute(self._quota_lock, {"key": f"wf-quota:{summary.tenant}"})
+        result = await conn.execute(self._quota_count, {
+            "q_tenant": summary.tenant, "q_run_id": summary.run_id})
+        counts: dict[str, int] = {row[0]: row[1] for row in result}
+        active = sum(n for status, n in counts.items() if status in ACTIVE_STATUSES)
+        return admission.admits(active, counts.get(PAUSED_FOR_QUOTA, 0))
 
     async def _append(
         self,

@@ -36,6 +36,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from wfadapters.temporal import moves, waiting, wire
+from wfadapters.temporal.converter import DATA_CONVERTER
 from wfadapters.temporal.errors import quote as _q
 from wfadapters.temporal.errors import unavailable as _unavailable
 from wfdomain.actions import ActionRegistry
@@ -133,7 +134,8 @@ class TemporalEngine:
             StorageUnavailableError: the frontend cannot be reached.
         """
         try:
-            client = await Client.connect(settings.target, namespace=settings.namespace)
+            client = await Client.connect(settings.target, namespace=settings.namespace,
+                                          data_converter=DATA_CONVERTER)
         except (RPCError, RuntimeError, OSError) as e:
             raise _unavailable(e) from e
         engine = cls(client, actions, settings)

@@ -66,7 +66,10 @@ async def import_run(
     parsed = archive.parse_archive(data)
     tenant = parsed.tenant if tenant is None else tenant
     run_id = parsed.run_id
-    state = replay(decode_envelope(e) for e in parsed.history)
+    moved = RunMoved(at=datetime.now(UTC), tenant=tenant, engine=engine.engine_name,
+                     queue=engine.settings.task_queue)
+    # Folded with the RunMoved: the archive of a run `wf move` marked ends ``moved``.
+    state = replay([moved], replay(decode_envelope(e) for e in parsed.history))
     try:
         await engine._describe(tenant, run_id)
     except RunNotFoundError:
@@ -85,13 +88,11 @@ async def import_run(
             "an unfinished run imported into Temporal resumes at once (resume=False "
             "has no Temporal equivalent)", details={"run_id": run_id})
     await engine.register_definition(tenant, parsed.definition)
-    moved = RunMoved(at=datetime.now(UTC), tenant=tenant, engine=engine.engine_name,
-                     queue=engine.settings.task_queue)
     envelopes = [replace(e, tenant=tenant) for e in parsed.history]
     envelopes.append(to_envelope(tenant, run_id, len(envelopes) + 1, moved))
     results = {r.result_key: {"ok": r.ok, "output": r.output, "error": r.error}
                for r in parsed.action_results}
-    summary = summarize(replay([moved], state))
+    summary = summarize(state)
     await engine._start(engine._params(tenant, run_id, parsed.definition, state.input,
                                    history=wire.encode_envelopes(envelopes),
                                    results=results), summary)

@@ -21,6 +21,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from wfadapters.temporal import wire
+from wfadapters.temporal.converter import DATA_CONVERTER
 from wfadapters.temporal.worker import WORKFLOWS, sandbox_runner
 from wfdomain.codec import decode_envelope
 from wfdomain.definition import Definition, parse_definition
@@ -93,7 +94,8 @@ async def replay_run(client: Client, tenant: str, run_id: str,
     target = definition or recorded
     if definition is not None:
         history = with_definition(history, definition)
-    replayer = Replayer(workflows=list(WORKFLOWS), workflow_runner=sandbox_runner())
+    replayer = Replayer(workflows=list(WORKFLOWS), workflow_runner=sandbox_runner(),
+                        data_converter=DATA_CONVERTER)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     domain_history = params.get("history") or []
     own = await _own_history(client, tenant, run_id) if not domain_history else None

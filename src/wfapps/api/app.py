@@ -17,7 +17,10 @@ from wfapps.api.errors import install_error_handlers
 from wfapps.api.limits import BodyLimit
 from wfapps.api.services import ApiOptions, Services
 from wfapps.api.worker import drive
+from wfapps.views import placement
+from wfdomain.actions import ActionRegistry
 from wfdomain.definition import Definition
+from wfdomain.engine import Engine
 from wfdomain.ports import ApiKeyStore
 from wfdomain.runtime import Runtime
 
@@ -27,9 +30,10 @@ CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 
 
 def create_app(
-    engine: Runtime,
+    engine: Engine,
     keys: ApiKeyStore,
     *,
+    actions: ActionRegistry | None = None,
     definitions: Sequence[Definition] = (),
     options: ApiOptions | None = None,
     embedded_worker: bool = False,
@@ -37,18 +41,21 @@ def create_app(
     """Build the API over an open engine; nothing connects or starts here.
 
     Args:
-        engine: The runtime of an open engine (``wfapps.bootstrap.open_runtime``).
+        engine: An open engine (``wfapps.bootstrap.open_engine``): local or Temporal.
         keys: Where API keys are looked up.
+        actions: The actions of the served definitions, which a move target checks
+            (default: a local runtime's own).
         definitions: The definitions runs may be started of; they are registered for a
             tenant on its first start. Their actions must be in ``engine.actions``.
         options: Limits and switches (``ApiOptions``).
-        embedded_worker: Also work the engine's queue in this process while serving.
+        embedded_worker: Also work a local engine's queue in this process while serving
+            (a Temporal engine's worker comes with ``open_engine(embedded_worker=True)``).
     """
     opts = options or ApiOptions()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if not embedded_worker:
+        if not embedded_worker or not isinstance(engine, Runtime):
             yield
             return
         stop = asyncio.Event()
@@ -63,8 +70,10 @@ def create_app(
     app = FastAPI(title="wfengine", version="1", lifespan=lifespan,
                   description="Start and control workflow runs. Every error is "
                               '`{"error": {"code", "message", "path", "details"}}`.')
-    app.state.services = Services(runtime=engine, keys=keys, catalog=tuple(definitions),
-                                  options=opts)
+    if actions is None:
+        actions = engine.actions if isinstance(engine, Runtime) else ActionRegistry()
+    app.state.services = Services(engine=engine, actions=actions, keys=keys,
+                                  catalog=tuple(definitions), options=opts)
     install_error_handlers(app)
     app.include_router(routes_runs.router)
     app.include_router(routes_work.router)
@@ -72,7 +81,8 @@ def create_app(
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         """Liveness (no API key needed)."""
-        return {"status": "ok", "engine": engine.settings.engine, "queue": engine.settings.queue}
+        name, queue = placement(engine)
+        return {"status": "ok", "engine": name, "queue": queue}
 
     if opts.console:
         @app.get("/", include_in_schema=False)

@@ -26,6 +26,7 @@ _STATUS: dict[str, int] = {
     ErrorCode.DEFINITION_NOT_FOUND: 404,
     ErrorCode.HUMAN_TASK_NOT_FOUND: 404,
     ErrorCode.RUN_FINISHED: 409,
+    ErrorCode.RUN_MOVED: 409,
     ErrorCode.RUN_ALREADY_EXISTS: 409,
     ErrorCode.DEFINITION_CONFLICT: 409,
     ErrorCode.CONCURRENCY_CONFLICT: 409,

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["CancelRequest", "DecisionRequest", "EventRequest", "ImportRequest",
-           "ReplayRequest", "StartRunRequest"]
+           "MoveRequest", "ReplayRequest", "StartRunRequest"]
 
 
 class _Body(BaseModel):
@@ -58,3 +58,9 @@ class ImportRequest(_Body):
 
     archive: dict[str, Any]
     resume: bool = True
+
+
+class MoveRequest(_Body):
+    """Move a run to one of the server's configured move targets, named here."""
+
+    target: str = Field(min_length=1, max_length=200)

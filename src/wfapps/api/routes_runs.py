@@ -6,11 +6,30 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from wfapps.api.models import CancelRequest, ImportRequest, ReplayRequest, StartRunRequest
+from wfapps.api.models import (
+    CancelRequest,
+    ImportRequest,
+    MoveRequest,
+    ReplayRequest,
+    StartRunRequest,
+)
 from wfapps.api.services import ServicesDep, TenantDep
+from wfapps.bootstrap import open_engine
+from wfapps.settings import Settings
 from wfapps.stuck import find_stuck, stuck_report
-from wfapps.views import load_view, run_json, state_json, timeline_json
+from wfapps.views import list_runs as list_views
+from wfapps.views import (
+    load_view,
+    local,
+    now_of,
+    run_json,
+    state_json,
+    target_of,
+    timeline_json,
+)
+from wfdomain.errors import ErrorCode, InputValidationError
 from wfdomain.redaction import mask
+from wfdomain.runtime import Runtime
 
 __all__ = ["router"]
 
@@ -29,9 +48,9 @@ async def list_definitions(svc: ServicesDep, _: TenantDep) -> list[dict[str, Any
 async def start_run(body: StartRunRequest, svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     """Start a run; its input is validated against the definition's input schema."""
     await svc.ensure_catalog(tenant)
-    run = await svc.runtime.start_run(tenant, body.definition_id, body.input,
+    run = await svc.engine.start_run(tenant, body.definition_id, body.input,
                                       version=body.version, run_id=body.run_id)
-    return run_json(run, svc.runtime.ports.clock.now())
+    return run_json(run, now_of(svc.engine))
 
 
 @router.get("/runs")
@@ -43,42 +62,44 @@ async def list_runs(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     """The tenant's runs, newest first, optionally by status and definition."""
-    runs = await svc.runtime.ports.events.list_runs(
-        tenant, statuses=status or None, definition_id=definition_id,
-        limit=min(limit, svc.options.max_list), offset=offset)
-    now = svc.runtime.ports.clock.now()
-    stuck = {r.run_id: r.to_json() for r in await find_stuck(svc.runtime, tenant)}
+    runs = await list_views(svc.engine, tenant, statuses=status, definition_id=definition_id,
+                            limit=min(limit, svc.options.max_list), offset=offset)
+    now = now_of(svc.engine)
+    stuck = ({r.run_id: r.to_json() for r in await find_stuck(svc.engine, tenant)}
+             if isinstance(svc.engine, Runtime) else {})
     return {"runs": [{**run_json(r, now), "stuck": stuck.get(r.run_id)} for r in runs]}
 
 
 @router.get("/stuck")
 async def stuck_runs(svc: ServicesDep, tenant: TenantDep) -> list[dict[str, Any]]:
     """Unfinished runs that are not progressing, with the reason."""
-    return [r.to_json() for r in await find_stuck(svc.runtime, tenant)]
+    runtime = local(svc.engine, "the stuck-run scan (it reads the audit log)")
+    return [r.to_json() for r in await find_stuck(runtime, tenant)]
 
 
 @router.get("/runs/{run_id}")
 async def get_run(run_id: str, svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     """A run with its input and output (secrets masked) and why it is stuck, if it is."""
-    view = await load_view(svc.runtime, tenant, run_id)
-    state = state_json(await svc.runtime.get_state(tenant, run_id), view.secrets)
-    stuck = await stuck_report(svc.runtime, view.run)
-    return {**run_json(view.run, svc.runtime.ports.clock.now(), view.secrets),
+    view = await load_view(svc.engine, tenant, run_id)
+    state = state_json(await svc.engine.get_state(tenant, run_id), view.secrets)
+    stuck = await stuck_report(svc.engine, view.run)
+    return {**run_json(view.run, now_of(svc.engine), view.secrets),
             "input": state["input"], "output": state["output"],
             "secret_fields": list(view.definition.secret_fields),
+            "moved_to": view.moved_to if view.run.status == "moved" else None,
             "stuck": None if stuck is None else stuck.to_json()}
 
 
 @router.get("/runs/{run_id}/history")
 async def history(run_id: str, svc: ServicesDep, tenant: TenantDep) -> list[dict[str, Any]]:
     """Every event of the run, in order, secrets masked."""
-    return (await load_view(svc.runtime, tenant, run_id)).history_json()
+    return (await load_view(svc.engine, tenant, run_id)).history_json()
 
 
 @router.get("/runs/{run_id}/timeline")
 async def timeline(run_id: str, svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     """One row per step instance and one per event."""
-    view = await load_view(svc.runtime, tenant, run_id)
+    view = await load_view(svc.engine, tenant, run_id)
     return timeline_json(view.history, view.definition)
 
 
@@ -88,19 +109,19 @@ async def state_at(
     version: Annotated[int | None, Query(ge=1, description="After this event.")] = None,
 ) -> dict[str, Any]:
     """The run's state now, or as it was after event ``version`` (time travel)."""
-    view = await load_view(svc.runtime, tenant, run_id)
+    view = await load_view(svc.engine, tenant, run_id)
     at = view.run.version if version is None else min(version, view.run.version)
-    return state_json(await svc.runtime.state_at(tenant, run_id, at), view.secrets)
+    return state_json(await svc.engine.state_at(tenant, run_id, at), view.secrets)
 
 
 @router.post("/runs/{run_id}/cancel")
 async def cancel(run_id: str, svc: ServicesDep, tenant: TenantDep,
                  body: CancelRequest | None = None) -> dict[str, Any]:
     """Cancel now; ``cancelled`` reports whether the engine recorded the run cancelled."""
-    run = await svc.runtime.cancel_run(tenant, run_id, reason=body.reason if body else None,
+    run = await svc.engine.cancel_run(tenant, run_id, reason=body.reason if body else None,
                                        requested_by="api")
     return {"cancelled": run.status == "cancelled",
-            "run": run_json(run, svc.runtime.ports.clock.now())}
+            "run": run_json(run, now_of(svc.engine))}
 
 
 @router.post("/runs/{run_id}/replay", status_code=201)
@@ -109,9 +130,9 @@ async def replay(run_id: str, svc: ServicesDep, tenant: TenantDep,
     """Start a new run from the original, unredacted input (or the given one)."""
     request = body or ReplayRequest()
     await svc.ensure_catalog(tenant)
-    run = await svc.runtime.replay_run(tenant, run_id, run_input=request.input,
+    run = await svc.engine.replay_run(tenant, run_id, run_input=request.input,
                                        use_original_input=request.use_original_input)
-    return run_json(run, svc.runtime.ports.clock.now())
+    return run_json(run, now_of(svc.engine))
 
 
 @router.get("/runs/{run_id}/export")
@@ -122,15 +143,43 @@ async def export(
         "cannot be imported. 'include' keeps them, to move the run."))] = "redact",
 ) -> dict[str, Any]:
     """The run's portable archive."""
-    archive = await svc.runtime.export_run(tenant, run_id)
+    archive = await svc.engine.export_run(tenant, run_id)
     if secrets == "include":
         return archive
-    view = await load_view(svc.runtime, tenant, run_id)
+    view = await load_view(svc.engine, tenant, run_id)
     return {**mask(archive, view.secrets), "redacted": True}
 
 
 @router.post("/runs/import", status_code=201)
 async def import_run(body: ImportRequest, svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     """Store an archived run in the caller's tenant; an unfinished run continues here."""
-    run = await svc.runtime.import_run(body.archive, tenant=tenant, resume=body.resume)
-    return run_json(run, svc.runtime.ports.clock.now())
+    run = await svc.engine.import_run(body.archive, tenant=tenant, resume=body.resume)
+    return run_json(run, now_of(svc.engine))
+
+
+@router.get("/move-targets")
+async def move_targets(svc: ServicesDep, _: TenantDep) -> list[str]:
+    """The names of the engines runs may be moved to (``wf serve --move-target``)."""
+    return sorted(svc.options.move_targets)
+
+
+@router.post("/runs/{run_id}/move")
+async def move(run_id: str, body: MoveRequest, svc: ServicesDep,
+               tenant: TenantDep) -> dict[str, Any]:
+    """Move the run to a configured engine; this one then refuses it with ``RUN_MOVED``.
+
+    Safe to repeat: a move cut off midway is finished by sending it again.
+    """
+    url = svc.options.move_targets.get(body.target)
+    if url is None:
+        raise InputValidationError(
+            f"no move target {body.target!r} (configured: "
+            f"{', '.join(sorted(svc.options.move_targets)) or 'none'})",
+            code=ErrorCode.INPUT_INVALID, path="target")
+    runtime = local(svc.engine, "moving a run out of an engine")
+    settings = Settings.from_url(url, source=f"move target {body.target!r}")
+    async with open_engine(settings, svc.actions) as target:
+        result = await runtime.move_run(tenant, run_id, target, target_of(settings, tenant))
+    now = now_of(svc.engine)
+    return {"source": run_json(result.source, now), "target": run_json(result.target, now),
+            "resumed": result.resumed, "to": body.target}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -10,10 +10,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from wfapps.keys import authenticate
+from wfdomain.actions import ActionRegistry
 from wfdomain.definition import Definition
+from wfdomain.engine import Engine
 from wfdomain.errors import ErrorCode, WorkflowEngineError
 from wfdomain.ports import ApiKeyStore
-from wfdomain.runtime import Runtime
 
 __all__ = ["ApiOptions", "Services", "TenantDep", "ServicesDep", "services", "tenant"]
 
@@ -26,18 +27,23 @@ class ApiOptions:
         max_body_bytes: Larger request bodies are refused with 413 ``REQUEST_TOO_LARGE``.
         max_list: The most runs one list request returns.
         console: Serve the operator console at ``/console/``.
+        move_targets: Engines runs may be moved to, by name (``POST /v1/runs/{id}/move``
+            names one; a client never sends a URL, so it cannot point the server at an
+            engine the operator did not list).
     """
 
     max_body_bytes: int = 1_048_576
     max_list: int = 500
     console: bool = True
+    move_targets: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True, kw_only=True)
 class Services:
     """The engine and what else the routes use; one per app."""
 
-    runtime: Runtime
+    engine: Engine
+    actions: ActionRegistry
     keys: ApiKeyStore
     catalog: Sequence[Definition]
     options: ApiOptions
@@ -48,7 +54,7 @@ class Services:
         if tenant in self.registered:
             return
         for definition in self.catalog:
-            await self.runtime.register_definition(tenant, definition)
+            await self.engine.register_definition(tenant, definition)
         self.registered.add(tenant)
 
 

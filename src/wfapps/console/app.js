@@ -3,7 +3,7 @@
 "use strict";
 
 const KEY_STORE = "wf-api-key";
-const STATUSES = ["", "running", "waiting", "completed", "failed", "cancelled"];
+const STATUSES = ["", "running", "waiting", "completed", "failed", "cancelled", "moved"];
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -88,7 +88,12 @@ async function showRuns(params) {
   el("td", {}, `${run.definition_id} v${run.definition_version}`),
   el("td", {}, statusCell(run.status), run.stuck ? el("span", { class: "badge", title: run.stuck.reason }, " stuck") : null),
   el("td", {}, run.version), el("td", {}, run.created_at), el("td", {}, run.last_progress_at)));
-  render(view, el("h2", {}, "Runs"), filters,
+  const archiveFile = el("input", { id: "import-file", type: "file", accept: "application/json" });
+  const importForm = el("form", { class: "row", id: "import-form", onsubmit: (e) => {
+    e.preventDefault();
+    importRun(archiveFile.files[0]).catch(report);
+  } }, el("label", {}, "Import a run archive ", archiveFile), el("button", { type: "submit" }, "Import"));
+  render(view, el("h2", {}, "Runs"), filters, importForm,
     el("table", { id: "runs" }, el("tr", {}, ...["Run", "Definition", "Status", "Version", "Created", "Last progress"].map((h) => el("th", {}, h))), ...rows),
     rows.length ? null : el("p", {}, "No runs."));
 }
@@ -97,7 +102,8 @@ async function showRuns(params) {
 async function showRun(runId) {
   const view = document.getElementById("view");
   const path = `/runs/${encodeURIComponent(runId)}`;
-  const [run, timeline] = await Promise.all([api("GET", path), api("GET", `${path}/timeline`)]);
+  const [run, timeline, targets] = await Promise.all([api("GET", path), api("GET", `${path}/timeline`),
+    api("GET", "/move-targets")]);
   const stateBox = el("pre", { id: "state" });
   const versionLabel = el("span", { id: "version-label" });
   const slider = el("input", { id: "version", type: "range", min: 1, max: run.version, value: run.version });
@@ -115,11 +121,18 @@ async function showRun(runId) {
   if (run.status === "running" || run.status === "waiting") {
     controls.append(el("button", { id: "cancel", onclick: () => cancelRun(runId).catch(report) }, "Cancel run"));
   }
+  if ((run.status === "running" || run.status === "waiting") && targets.length) {
+    const target = el("select", { id: "move-target" }, ...targets.map((name) => el("option", { value: name }, name)));
+    controls.append(el("label", {}, "Move to ", target),
+      el("button", { id: "move", onclick: () => moveRun(runId, target.value).catch(report) }, "Move run"));
+  }
   controls.append(el("button", { id: "replay", onclick: () => openReplay(run) }, "Replay…"));
   const withSecrets = el("input", { id: "export-secrets", type: "checkbox" });
   controls.append(el("button", { id: "export", onclick: () => exportRun(runId, withSecrets.checked).catch(report) }, "Export"),
     el("label", {}, withSecrets, " include secrets (to move the run)"));
 
+  const moved = run.status === "moved" ? el("div", { class: "banner moved", id: "moved-banner" },
+    el("strong", {}, "Moved: "), `this run now executes on ${run.engine}/${run.queue} at ${run.moved_to}; this engine refuses its events and cancels (RUN_MOVED).`) : null;
   const banner = run.stuck ? el("div", { class: "banner", id: "stuck-banner", "data-kind": run.stuck.kind },
     el("strong", {}, "Stuck: "), run.stuck.reason) : null;
   const tasks = run.human_tasks.map((t) => el("li", {}, `task ${t.title} for ${t.assignee || "anyone"}`, t.overdue ? el("span", { class: "badge" }, "overdue") : null, " ", el("a", { href: "#/inbox" }, "open inbox")));
@@ -134,7 +147,7 @@ async function showRun(runId) {
     el("h2", {}, "Run ", el("span", { id: "run-id" }, run.run_id)),
     el("p", {}, statusCell(run.status), ` · ${run.definition_id} v${run.definition_version} · ${run.engine}/${run.queue} · version ${run.version}`,
       run.replay_of ? el("span", {}, " · replay of ", el("a", { href: `#/run/${encodeURIComponent(run.replay_of)}` }, run.replay_of)) : null),
-    banner, controls, el("div", { id: "replay-panel" }),
+    moved, banner, controls, el("div", { id: "replay-panel" }),
     tasks.length || waits.length ? el("ul", {}, ...tasks, ...waits) : null,
     el("div", { class: "row" },
       el("div", { class: "panel" }, el("h3", {}, "Input"), el("pre", { id: "input" }, json(run.input)),
@@ -153,6 +166,22 @@ async function cancelRun(runId) {
   // Report what the engine recorded, not what was asked for.
   say(result.cancelled ? `The engine cancelled run ${runId}.` : `The engine did not cancel run ${runId}: it is ${result.run.status}.`, result.cancelled ? "ok" : "error");
   await showRun(runId);
+}
+
+async function moveRun(runId, target) {
+  if (!confirm(`Move run ${runId} to ${target}? This engine will no longer execute it.`)) return;
+  const result = await api("POST", `/runs/${encodeURIComponent(runId)}/move`, { target });
+  // Report both sides as the engines recorded them.
+  say(`Run ${runId} is ${result.target.status} on ${target} (${result.target.engine}/${result.target.queue}); here it is ${result.source.status}.`, "ok");
+  await showRun(runId);
+}
+
+async function importRun(file) {
+  if (!file) { say("Choose an archive file written by an export (with secrets).", "error"); return; }
+  const archive = JSON.parse(await file.text());
+  const run = await api("POST", "/runs/import", { archive });
+  say(`Imported run ${run.run_id} (${run.status}).`, "ok");
+  location.hash = `#/run/${encodeURIComponent(run.run_id)}`;
 }
 
 function openReplay(run) {

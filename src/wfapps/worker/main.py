@@ -50,6 +50,9 @@ def runtime_options(settings: Settings, worker: WorkerSettings) -> RuntimeSettin
         expression_limits=ExpressionLimits(timeout_ms=settings.expression_timeout_ms),
         lock_ttl=timedelta(seconds=worker.lock_ttl_s),
         claim_idle=timedelta(seconds=worker.claim_idle_s),
+        # Workers hand freed slots on (wfdomain.quota): they must know the same limits.
+        max_active_runs_per_tenant=settings.max_active_runs_per_tenant,
+        tenant_max_active_runs=settings.tenant_max_active_runs,
     )
 
 
