@@ -11,6 +11,7 @@ __all__ = [
     "child_run_id",
     "idempotency_key",
     "result_key",
+    "run_lock_key",
     "task_id",
     "timer_id",
     "timer_schedule_key",
@@ -45,3 +46,8 @@ def task_id(run_id: str, step_key: str) -> str:
 def child_run_id(run_id: str, step_key: str) -> str:
     """The id of the child run started by a step instance."""
     return f"{run_id}:{step_key}"
+
+
+def run_lock_key(tenant: str, run_id: str) -> str:
+    """The lock key of a run's lease, taken while a worker processes one of its messages."""
+    return f"run:{tenant}:{run_id}"

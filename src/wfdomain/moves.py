@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from wfdomain import archive
+from wfdomain import archive, keys
 from wfdomain.codec import decode_envelope, to_envelope
 from wfdomain.errors import (
     ConcurrencyConflictError,
@@ -189,7 +189,7 @@ async def mark_moved(runtime: Runtime, tenant: str, run_id: str, target: MoveTar
         RunMovedError: the run was already moved to another target.
         RunFinishedError: the run already finished.
     """
-    lease = await runtime.ports.lock.acquire(f"run:{tenant}:{run_id}", runtime.worker_id,
+    lease = await runtime.ports.lock.acquire(keys.run_lock_key(tenant, run_id), runtime.worker_id,
                                              ttl=runtime.settings.lock_ttl)
     try:
         for _ in range(runtime.settings.max_conflict_retries):

@@ -265,6 +265,20 @@ class Lock(Protocol):
         """Release the lease if still held by it; never touches another holder's lease."""
         ...
 
+    async def holder(self, key: str) -> Lease | None:
+        """Read the key's last lease, held or expired, without changing anything.
+
+        Returns the lease of the key's last grant (owner, token, and the expiry as of the
+        last ``extend``) while it was neither released nor replaced by a later grant. Its
+        ``expires_at`` tells held (after the caller's ``now``) from expired (at or before
+        it): an expired lease stays readable until someone takes the key, so an operator
+        can see which holder died mid-work and when. None when the key was never granted
+        or its last lease was released. An adapter may forget an expired lease some time
+        after its expiry (Redis drops the hash ten minutes past it), so None means "no
+        known holder", not "released".
+        """
+        ...
+
 
 class Scheduler(Protocol):
     """Due-time messages: timers, wait timeouts and retry backoff."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from wfdomain import commands as cmd
+from wfdomain import keys
 from wfdomain.codec import to_envelope
 from wfdomain.errors import ConcurrencyConflictError, QuotaFullError, StorageUnavailableError
 from wfdomain.events import RunResumed
@@ -52,7 +53,7 @@ async def admit_runs(runtime: Runtime, tenant: str) -> int:
 async def _resume(runtime: Runtime, tenant: str, run_id: str, limit: int | None) -> bool:
     """Append ``RunResumed`` (checked against ``limit``) and queue the run to advance."""
     ports, settings = runtime.ports, runtime.settings
-    lease = await ports.lock.acquire(f"run:{tenant}:{run_id}", runtime.worker_id,
+    lease = await ports.lock.acquire(keys.run_lock_key(tenant, run_id), runtime.worker_id,
                                      ttl=settings.lock_ttl)
     try:
         for _ in range(settings.max_conflict_retries):

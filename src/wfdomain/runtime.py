@@ -710,7 +710,7 @@ class Runtime:
 
     # -- the core loop ------------------------------------------------------------------
     async def _apply(self, tenant: str, run_id: str, inp: cmd.Input) -> cmd.Decision:
-        lease = await self.ports.lock.acquire(f"run:{tenant}:{run_id}", self.worker_id,
+        lease = await self.ports.lock.acquire(keys.run_lock_key(tenant, run_id), self.worker_id,
                                               ttl=self.settings.lock_ttl)
         try:
             for _ in range(self.settings.max_conflict_retries):

@@ -197,3 +197,53 @@ class LockContract:
         clock.advance(TTL)
         with pytest.raises(LeaseLostError):
             await lock.extend(lease, ttl=TTL)
+
+    # -- holder ------------------------------------------------------------------------
+
+    async def test_holder_of_never_granted_key_is_none(self, lock: Lock) -> None:
+        assert await lock.holder("run-1") is None
+
+    async def test_holder_is_the_granted_lease(self, lock: Lock) -> None:
+        lease = await grant(lock, owner="w1")
+        assert await lock.holder("run-1") == lease
+
+    async def test_holder_shows_extended_expiry(self, lock: Lock, clock: ManualClock) -> None:
+        lease = await grant(lock)
+        clock.advance(TTL / 2)
+        extended = await lock.extend(lease, ttl=TTL)
+        assert await lock.holder("run-1") == extended
+
+    async def test_holder_after_release_is_none(self, lock: Lock) -> None:
+        await lock.release(await grant(lock))
+        assert await lock.holder("run-1") is None
+
+    async def test_holder_keeps_expired_lease_until_taken(
+        self, lock: Lock, clock: ManualClock
+    ) -> None:
+        lease = await grant(lock, owner="w1")
+        clock.advance(TTL * 3)
+        expired = await lock.holder("run-1")
+        assert expired == lease
+        assert expired is not None
+        assert expired.expires_at <= clock.now()
+
+    async def test_holder_after_takeover_is_new_holder(
+        self, lock: Lock, clock: ManualClock
+    ) -> None:
+        await grant(lock, owner="w1")
+        clock.advance(TTL)
+        taken = await grant(lock, owner="w2")
+        assert await lock.holder("run-1") == taken
+
+    async def test_holder_changes_nothing(self, lock: Lock, clock: ManualClock) -> None:
+        lease = await grant(lock, owner="w1")
+        await lock.holder("run-1")
+        assert await lock.acquire("run-1", "w2", ttl=TTL) is None
+        clock.advance(TTL)
+        await lock.holder("run-1")
+        assert await lock.acquire("run-1", "w2", ttl=TTL) is not None
+        assert await lock.release(lease) is False
+
+    async def test_holder_reads_only_its_key(self, lock: Lock) -> None:
+        await grant(lock, "run-1")
+        assert await lock.holder("run-2") is None

@@ -19,9 +19,10 @@ class InMemoryLock:
     Fencing tokens count up per key from 1 and are never reset, even after a release, so a
     later grant always outranks an earlier one. A lease is held while ``clock.now()`` is
     before its ``expires_at``; from that instant it is lost to its owner (``extend`` raises
-    ``LeaseLostError``, ``release`` returns False) whether or not anyone took the key since.
-    A held key is refused to every caller, its own holder included. ``extend`` sets the
-    expiry to ``now + ttl``.
+    ``LeaseLostError``, ``release`` returns False) whether or not anyone took the key since,
+    and ``holder`` still returns it until the key is taken or released. A held key is
+    refused to every caller, its own holder included. ``extend`` sets the expiry to
+    ``now + ttl``.
 
     Args:
         clock: Source of time for grants and expiry.
@@ -75,6 +76,9 @@ class InMemoryLock:
                 return False
             del self._leases[lease.key]
             return True
+
+    async def holder(self, key: str) -> Lease | None:
+        return self._leases.get(key)
 
 
 def _check_ttl(ttl: timedelta) -> None:

@@ -40,6 +40,10 @@ class RedisLock:
     a Redis restart): the event store, which remembers the newest token per run, then
     still refuses a writer whose lease was taken over.
 
+    ``holder`` reads the hash in one ``HGETALL``. An expired lease stays readable until the
+    key is taken or released, or until Redis drops the hash ten minutes (server time)
+    past the lease's ttl.
+
     Args:
         conn: The Redis connection and key prefix.
         clock: Source of time for grants and expiry (shared by every worker's leases).
@@ -96,6 +100,17 @@ class RedisLock:
                                      args=[lease.owner, str(lease.token),
                                            _us(self._clock.now())])
         return bool(ok)
+
+    async def holder(self, key: str) -> Lease | None:
+        async with translated(self._conn.address):
+            raw = await self._conn.client.hgetall(self._key(key))
+        # The client decodes responses, so fields and values are already str.
+        fields = {str(k): str(v) for k, v in raw.items()}
+        owner = fields.get("owner")
+        if not owner:  # no hash (never granted, or forgotten) or released (owner emptied)
+            return None
+        return Lease(key=key, owner=owner, token=int(fields["token"]),
+                     expires_at=_EPOCH + timedelta(microseconds=int(fields["exp"])))
 
 
 def _us(dt: datetime) -> int:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, or_, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from wfadapters.sql.database import Database
 from wfadapters.sql.queue_schema import wf_leases
-from wfadapters.sql.types import micros
+from wfadapters.sql.types import from_micros, micros
 from wfdomain.errors import LeaseLostError
 from wfdomain.ports import Clock
 from wfdomain.records import Lease
@@ -32,7 +32,8 @@ class SqlLock:
     Tokens count up per key from 1 and are never reset: a release only clears the holder
     and expiry, so the next grant still gets a larger token. A lease is held while
     ``clock.now()`` is before its expiry; a held key is refused to every caller, its own
-    holder included. ``extend`` sets the expiry to ``now + ttl``.
+    holder included. ``extend`` sets the expiry to ``now + ttl``. ``holder`` reads the row:
+    an expired lease keeps its owner and expiry until the next grant or its release.
 
     Postgres advisory locks are not used: they belong to a database session, so they can
     neither expire after a TTL while the holder's connection stays open, nor be given to
@@ -102,3 +103,13 @@ class SqlLock:
                 update(wf_leases).where(*self._held_by(lease)).values(owner=None, expires_at=None)
             )
         return result.rowcount == 1
+
+    async def holder(self, key: str) -> Lease | None:
+        query = select(_lease.owner, _lease.token, _lease.expires_at).where(
+            _lease.key == key, _lease.owner.is_not(None))
+        async with self._db.transaction(read_only=True) as conn:
+            row = (await conn.execute(query)).one_or_none()
+        if row is None:
+            return None
+        return Lease(key=key, owner=row.owner, token=int(row.token),
+                     expires_at=from_micros(int(row.expires_at)))

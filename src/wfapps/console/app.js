@@ -3,7 +3,20 @@
 "use strict";
 
 const KEY_STORE = "wf-api-key";
-const STATUSES = ["", "running", "waiting", "completed", "failed", "cancelled", "moved"];
+const STATUSES = ["", "running", "waiting", "paused_for_quota", "completed", "failed", "cancelled", "moved"];
+const STATUS_LABELS = { paused_for_quota: "paused for quota" };
+// Readable names of the stuck reasons (wfapps/stuck.py); an unknown kind shows as itself.
+const STUCK_LABELS = {
+  no_worker: "no worker for its queue",
+  lease_expired: "lease expired (its worker died mid-message)",
+  no_progress: "no progress",
+  timer_overdue: "timer overdue",
+  waiting_event: "waiting on an event",
+};
+
+function stuckLabel(stuck) {
+  return STUCK_LABELS[stuck.kind] || stuck.kind;
+}
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -54,7 +67,7 @@ async function api(method, path, body) {
 }
 
 function statusCell(status) {
-  return el("span", { class: `status status-${status}`, "data-status": status }, status);
+  return el("span", { class: `status status-${status}`, "data-status": status }, STATUS_LABELS[status] || status);
 }
 
 function json(value) {
@@ -71,7 +84,7 @@ async function showRuns(params) {
   if (definition) query.append("definition_id", definition);
   const data = await api("GET", `/runs?${query}`);
   const statusSelect = el("select", { id: "filter-status" },
-    ...STATUSES.map((s) => el("option", { value: s, selected: s === status }, s || "any status")));
+    ...STATUSES.map((s) => el("option", { value: s, selected: s === status }, STATUS_LABELS[s] || s || "any status")));
   const definitionInput = el("input", { id: "filter-definition", value: definition, placeholder: "definition id" });
   const filters = el("form", { class: "row", onsubmit: (e) => {
     e.preventDefault();
@@ -86,7 +99,7 @@ async function showRuns(params) {
     onclick: () => { location.hash = `#/run/${encodeURIComponent(run.run_id)}`; },
   }, el("td", {}, el("a", { href: `#/run/${encodeURIComponent(run.run_id)}` }, run.run_id)),
   el("td", {}, `${run.definition_id} v${run.definition_version}`),
-  el("td", {}, statusCell(run.status), run.stuck ? el("span", { class: "badge", title: run.stuck.reason }, " stuck") : null),
+  el("td", {}, statusCell(run.status), run.stuck ? el("span", { class: "badge", "data-kind": run.stuck.kind, title: `${stuckLabel(run.stuck)}: ${run.stuck.reason}` }, " stuck") : null),
   el("td", {}, run.version), el("td", {}, run.created_at), el("td", {}, run.last_progress_at)));
   const archiveFile = el("input", { id: "import-file", type: "file", accept: "application/json" });
   const importForm = el("form", { class: "row", id: "import-form", onsubmit: (e) => {
@@ -134,7 +147,8 @@ async function showRun(runId) {
   const moved = run.status === "moved" ? el("div", { class: "banner moved", id: "moved-banner" },
     el("strong", {}, "Moved: "), `this run now executes on ${run.engine}/${run.queue} at ${run.moved_to}; this engine refuses its events and cancels (RUN_MOVED).`) : null;
   const banner = run.stuck ? el("div", { class: "banner", id: "stuck-banner", "data-kind": run.stuck.kind },
-    el("strong", {}, "Stuck: "), run.stuck.reason) : null;
+    el("strong", {}, `Stuck: ${stuckLabel(run.stuck)}. `), run.stuck.reason,
+    run.stuck.kind === "lease_expired" ? ` (holder ${run.stuck.details.holder}, lease expired at ${run.stuck.details.expired_at})` : null) : null;
   const tasks = run.human_tasks.map((t) => el("li", {}, `task ${t.title} for ${t.assignee || "anyone"}`, t.overdue ? el("span", { class: "badge" }, "overdue") : null, " ", el("a", { href: "#/inbox" }, "open inbox")));
   const waits = run.waits.map((w) => el("li", {}, `waiting for event ${w.event_name} (key ${w.correlation_key})`));
   const stepRows = timeline.steps.map((s) => el("tr", { class: "step-row" }, el("td", {}, s.key), el("td", {}, s.step_type),
