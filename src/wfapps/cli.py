@@ -20,7 +20,7 @@ from rich.table import Table
 from wfadapters.sql.database import Database
 from wfadapters.sql.migrate import check_schema, head_revision, upgrade
 from wfapps.bootstrap import open_engine
-from wfapps.check import check_definition, render_line
+from wfapps.check import check_definition, progress_due, render_line
 from wfapps.cli_common import JsonOption, emit_json, settings_for
 from wfapps.cli_keys import keys_app
 from wfapps.cli_move import move
@@ -321,12 +321,20 @@ def check(
 ) -> None:
     """Before a deploy: list the stored runs a changed definition would break, and where.
 
+    Works on every engine; on temporal:// a `wf temporal-worker` must serve the task queue
+    (histories are workflow queries; this command runs no worker, so it executes nothing).
     Exit 0 when none breaks, 1 when some would, 3 on an engine error.
     """
     settings = _settings(engine, tenant)
+
+    def progress(checked: int, total: int) -> None:
+        if progress_due(checked, total):
+            err.print(f"checked {checked}/{total} runs", markup=False)
+
     try:
         definition, checks = asyncio.run(
-            check_definition(path, settings, include_finished=include_finished))
+            check_definition(path, settings, include_finished=include_finished,
+                             progress=progress))
     except WorkflowEngineError as e:
         raise _fail(e) from None
     broken = sum(1 for result in checks if not result.report.ok)

@@ -285,6 +285,6 @@ def test_wf_check_skips_finished_runs_unless_all(tmp_path: Path) -> None:
 
 def test_wf_check_engine_error_is_3() -> None:
     result = CliRunner().invoke(app, ["check", str(EXAMPLES / "ticket_approval"),
-                                      "--engine", "temporal://127.0.0.1:7233/x"])
+                                      "--engine", "postgres://postgres@127.0.0.1:1/x"])
     assert result.exit_code == 3
-    assert "UNSUPPORTED" in result.output
+    assert "STORAGE_UNAVAILABLE" in result.output
