@@ -40,6 +40,7 @@ from tests.contract.engine_helpers import (
     assign,
     audit_kinds,
     child_parent,
+    children_of,
     doc,
     drain_recording,
     engine_error,
@@ -322,7 +323,7 @@ class EngineScenarios:
         run = await run_doc(rt, child_parent("child_echo"), {"x": 7})
         assert run.status == "completed"
         assert await output_of(rt, run.run_id) == {"child_got": 7}
-        children = [r for r in await rt.list_runs(TENANT) if r.parent_run_id == run.run_id]
+        children = await children_of(rt, run.run_id)
         assert [(c.definition_id, c.status) for c in children] == [("child_echo", "completed")]
 
     async def test_child_failure_fails_parent(self, rt: Engine) -> None:
@@ -474,7 +475,7 @@ class EngineScenarios:
     async def test_cancelling_parent_cancels_its_children(self, rt: Engine) -> None:
         await register(rt, doc("child_waits", [wait_event("go", "input.x")]))
         run = await run_doc(rt, child_parent("child_waits"), {"x": "k"})
-        [child] = [r for r in await rt.list_runs(TENANT) if r.parent_run_id == run.run_id]
+        [child] = await children_of(rt, run.run_id)
         assert child.status == "waiting"
         await rt.cancel_run(TENANT, run.run_id)
         await rt.run_until_idle()
@@ -620,7 +621,7 @@ class EngineScenarios:
     async def test_unfinished_run_tree_cannot_be_moved(self, rt: Engine) -> None:
         await register(rt, SLEEPER)
         parent = await run_doc(rt, child_parent("sleeper"), {"x": 1})
-        [child] = [r for r in await rt.list_runs(TENANT) if r.parent_run_id == parent.run_id]
+        [child] = await children_of(rt, parent.run_id)
         for run_id in (parent.run_id, child.run_id):
             archive = await rt.export_run(TENANT, run_id)
             error = await engine_error(rt.import_run(archive, tenant=OTHER_TENANT))

@@ -222,6 +222,19 @@ async def output_of(rt: Engine, run_id: str, *, tenant: str = TENANT) -> Any:
     return (await rt.get_state(tenant, run_id)).output
 
 
+async def children_of(rt: Engine, parent_id: str, *, count: int = 1,
+                      tenant: str = TENANT, within_s: float = 15.0) -> list[RunSummary]:
+    """The parent's child runs, polled until ``count`` are listed: Temporal lists runs
+    through its visibility store, which catches up with a started workflow a moment later."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        children = [r for r in await rt.list_runs(tenant) if r.parent_run_id == parent_id]
+        if len(children) >= count or loop.time() > deadline:
+            return children
+        await asyncio.sleep(0.1)
+
+
 async def event_types(rt: Engine, run_id: str, *, tenant: str = TENANT) -> list[str]:
     return [e.type for e in await rt.history(tenant, run_id)]
 

@@ -88,7 +88,7 @@ async def test_the_event_loop_runs_while_a_worker_evaluates(
     # A native bomb the cooperative timeout cannot stop: the worker is killed at the
     # deadline and the run fails with EXPR_TIMEOUT; decide ran in a thread meanwhile, so
     # the loop kept beating (in-process, it would be frozen for the whole evaluation).
-    run = await run_doc(rt, doc("bomb", [assign(total="$count([1..10000000])")]))
+    run = await run_doc(rt, doc("bomb", [assign(total="$sum([1..10000000])")]))
     stop.set()
     await beating
     assert run.status == "failed"
