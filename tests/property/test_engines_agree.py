@@ -1,8 +1,9 @@
 """Engines against each other: one generated scenario, the same outcome on every backend.
 
 A scenario (generated definition, run input, choice list, action-failure seed) is run on
-the memory engine and on a SQLite (or Postgres) engine, each a ``Runtime`` over its
-backend's ports built as ``tests/contract`` builds them. Inputs come from outside, through
+the memory engine and on a SQLite, Postgres or Postgres + Redis engine, each a ``Runtime``
+over its backend's ports built as ``tests/contract`` builds them (Postgres + Redis with its
+outbox relay, swept after every quiet point). Inputs come from outside, through
 the public API (events, task decisions, the clock reaching the next due time, cancel), and
 the actions decide success or failure from the step key and attempt only, so both engines
 see the same world. They must reach the same status, output, error and history, and
@@ -12,6 +13,7 @@ execute the same actions the same number of times with the same idempotency keys
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,6 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.contract.redis_fixtures import postgres_redis, redis_connection
 from tests.contract.sql_fixtures import postgres_database, sqlite_database
 from tests.property.strategies import CANCEL_FROM, T0, definitions, run_inputs
 from wfadapters.memory import (
@@ -113,26 +116,49 @@ def actions_for(seed: int, calls: list[tuple[str, str, int, str]]) -> ActionRegi
     return registry
 
 
-PortsFactory = Callable[[ManualClock], AbstractAsyncContextManager[Ports]]
+Settle = Callable[[], Awaitable[bool]]
+"""Backend chores at a quiet point (an outbox sweep); True when it sent messages again."""
+
+PortsFactory = Callable[[ManualClock], AbstractAsyncContextManager[tuple[Ports, Settle | None]]]
 
 
 @asynccontextmanager
-async def memory_ports(clock: ManualClock) -> AsyncIterator[Ports]:
+async def memory_ports(clock: ManualClock) -> AsyncIterator[tuple[Ports, Settle | None]]:
     stream = InMemoryStream(clock)
     store = InMemoryEventStore(outbox=stream)
     yield Ports(events=store, definitions=store, ledger=store, audit=store, stream=stream,
                 lock=InMemoryLock(clock), scheduler=InMemoryScheduler(), clock=clock,
-                ids=CountingIds())
+                ids=CountingIds()), None
 
 
 def sql_ports(database: Callable[[], AbstractAsyncContextManager[Any]]) -> PortsFactory:
     @asynccontextmanager
-    async def ports(clock: ManualClock) -> AsyncIterator[Ports]:
+    async def ports(clock: ManualClock) -> AsyncIterator[tuple[Ports, Settle | None]]:
         async with database() as db:
             store = SqlEventStore(db)
             yield Ports(events=store, definitions=store, ledger=store, audit=store,
                         stream=SqlStream(db, clock), lock=SqlLock(db, clock),
-                        scheduler=SqlScheduler(db), clock=clock, ids=CountingIds())
+                        scheduler=SqlScheduler(db), clock=clock, ids=CountingIds()), None
+
+    return ports
+
+
+def postgres_redis_ports(dsn: str, redis_url: str) -> PortsFactory:
+    """``postgres+redis`` on a fresh schema and key prefix, its relay swept at quiet points.
+
+    The sweep runs in line rather than as ``wfapps.bootstrap``'s background task, so that
+    an example is reproducible; it still clears handled messages and re-drives lost ones.
+    """
+    @asynccontextmanager
+    async def ports(clock: ManualClock) -> AsyncIterator[tuple[Ports, Settle | None]]:
+        async with postgres_database(dsn) as db, redis_connection(redis_url) as conn:
+            bundle = postgres_redis(db, conn, clock)
+
+            async def sweep() -> bool:
+                return (await bundle.relay.run_until_drained()).republished > 0
+
+            # Counted ids instead of uuids: histories must match the memory engine's.
+            yield dataclasses.replace(bundle.ports, ids=CountingIds()), sweep
 
     return ports
 
@@ -168,14 +194,20 @@ async def next_input(rt: Runtime, clock: ManualClock, choice: int | None) -> boo
 async def play(scenario: EngineScenario, ports_factory: PortsFactory) -> Outcome:
     clock = ManualClock(T0)
     outcome = Outcome()
-    async with ports_factory(clock) as ports:
+    async with ports_factory(clock) as (ports, settle):
         # No state cache: every message loads snapshot + tail from the backend under test.
         rt = Runtime(ports, actions_for(scenario.failure_seed, outcome.calls),
                      RuntimeSettings(snapshot_every=3, state_cache_size=0))
+
+        async def until_quiet() -> None:
+            await rt.run_until_idle()
+            while settle is not None and await settle():
+                await rt.run_until_idle()
+
         await rt.register_definition(TENANT, scenario.definition)
         await rt.register_definition(TENANT, CHILD)
         await rt.start_run(TENANT, scenario.definition.id, scenario.run_input, run_id=RUN_ID)
-        await rt.run_until_idle()
+        await until_quiet()
         script = iter(scenario.choices)
         for _ in range(MAX_INPUTS):
             if (await rt.get_run(TENANT, RUN_ID)).finished:
@@ -183,7 +215,7 @@ async def play(scenario: EngineScenario, ports_factory: PortsFactory) -> Outcome
             clock.advance(timedelta(seconds=1))
             if not await next_input(rt, clock, next(script, None)):
                 break
-            await rt.run_until_idle()
+            await until_quiet()
         summary = await rt.get_run(TENANT, RUN_ID)
         state = await rt.get_state(TENANT, RUN_ID)
         outcome.status, outcome.output, outcome.error = summary.status, state.output, summary.error
@@ -228,3 +260,14 @@ def test_postgres_engine_agrees_with_the_memory_engine(
 ) -> None:
     asyncio.run(assert_engines_agree(
         scenario, sql_ports(lambda: postgres_database(postgres_dsn)), "postgres"))
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@settings(ENGINES, max_examples=4)  # a schema, a prefix and a relay per example
+@given(scenario=engine_scenarios())
+def test_postgres_redis_engine_agrees_with_the_memory_engine(
+    scenario: EngineScenario, postgres_dsn: str, redis_url: str
+) -> None:
+    asyncio.run(assert_engines_agree(
+        scenario, postgres_redis_ports(postgres_dsn, redis_url), "postgres+redis"))

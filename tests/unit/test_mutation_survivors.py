@@ -8,8 +8,11 @@ its score are in the issue 7 report.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import dataclasses
+from datetime import datetime, timedelta
 from typing import Any
+
+import pytest
 
 from tests.property.strategies import T0, Driver
 from wfdomain import ErrorCode, check_replay, parse_definition
@@ -18,6 +21,8 @@ from wfdomain import events as ev
 from wfdomain.codec import encode_event
 from wfdomain.decide import DecisionContext, decide
 from wfdomain.definition import Definition
+from wfdomain.errors import ExpressionError, HumanTaskNotFoundError, RunFinishedError
+from wfdomain.expressions import IN_PROCESS, ExpressionLimits
 from wfdomain.state import replay
 
 WAIT_THEN_TASK = parse_definition({"id": "wt", "version": 1, "steps": [
@@ -184,14 +189,21 @@ def test_a_failed_child_tells_its_parent_the_error() -> None:
 
 def test_a_failed_child_fails_the_parents_child_step() -> None:
     definition = parse_definition({"id": "p", "version": 1, "steps": [
-        {"type": "child_run", "definition": "c", "input": {}}]})
+        {"type": "child_run", "definition": "c", "input": {"n": "1 + 1"}}]})
     driver = Driver.start(definition, {})
     driver.feed(cmd.Advance())
     (child_id,) = driver.state.children
+    waiting = driver.state.steps["steps[0]"]
+    assert (waiting.awaiting, waiting.action_input) == ("child", {"n": 2})
     decision = driver.tick(cmd.ChildFinished(child_run_id=child_id, status="failed",
                                              error={"code": "NOPE", "message": "no"}))
-    assert [e.key for e in decision.events if isinstance(e, ev.StepFailed)] == ["steps[0]"]
+    (failed,) = [e for e in decision.events if isinstance(e, ev.StepFailed)]
+    assert failed.key == "steps[0]"
     assert driver.now - T0 == timedelta(minutes=1)
+    # No ActionFailed here: StepFailed alone must end the wait and keep the error.
+    step = driver.state.steps["steps[0]"]
+    assert (step.awaiting, step.last_error) == (None, failed.error)
+    assert failed.error is not None
 
 
 def test_a_changed_field_is_reported_field_by_field() -> None:
@@ -265,3 +277,224 @@ def test_a_moved_run_is_still_checked_after_the_move() -> None:
     assert report.divergence is not None
     assert report.divergence.version == len(tampered)
     assert check_replay(WAIT_THEN_TASK, tampered[:-1]).ok
+
+
+# ------------------------------------------------------------- evaluator, scope, closing
+
+
+class RecordingEvaluator:
+    """Runs expressions in process and records what decide asked; or fails each one."""
+
+    blocking = False
+
+    def __init__(self, failure: ExpressionError | None = None) -> None:
+        self.calls: list[tuple[str, str | None, ExpressionLimits | None]] = []
+        self.failure = failure
+
+    def evaluate(self, source: str, data: Any, *, now: datetime, path: str | None = None,
+                 limits: ExpressionLimits | None = None) -> Any:
+        self.calls.append((source, path, limits))
+        if self.failure is not None:
+            raise self.failure
+        return IN_PROCESS.evaluate(source, data, now=now, path=path, limits=limits)
+
+
+ASSIGN = parse_definition({"id": "p", "version": 1, "steps": [
+    {"type": "assign", "values": {"x": "input.q + 1"}}]})
+
+
+def test_the_evaluator_gets_the_expression_path_and_the_limits() -> None:
+    evaluator, limits = RecordingEvaluator(), ExpressionLimits(timeout_ms=1234)
+    decision = decide(ASSIGN, Driver.start(ASSIGN, {"q": 1}).state, cmd.Advance(),
+                      DecisionContext(now=T0, limits=limits, evaluator=evaluator))
+    assert evaluator.calls == [("input.q + 1", "steps[0].values.x", limits)]
+    assert decision.events[-1] == ev.RunCompleted(at=T0, output={"x": 2})
+
+
+def test_an_evaluator_error_without_a_path_gets_the_expression_path() -> None:
+    # An evaluator in another process may lose the path; decide names it, keeping the rest.
+    failure = ExpressionError("boom", code="EXPR_EVAL", details={"at": 3})
+    decision = decide(ASSIGN, Driver.start(ASSIGN, {"q": 1}).state, cmd.Advance(),
+                      DecisionContext(now=T0, evaluator=RecordingEvaluator(failure)))
+    (failed,) = [e for e in decision.events if isinstance(e, ev.RunFailed)]
+    assert failed.error == {"code": "EXPR_EVAL", "message": "boom",
+                            "path": "steps[0].values.x", "details": {"at": 3}}
+
+
+def test_an_evaluator_error_with_a_path_keeps_it() -> None:
+    failure = ExpressionError("boom", code="EXPR_EVAL", path="elsewhere")
+    decision = decide(ASSIGN, Driver.start(ASSIGN, {"q": 1}).state, cmd.Advance(),
+                      DecisionContext(now=T0, evaluator=RecordingEvaluator(failure)))
+    (failed,) = [e for e in decision.events if isinstance(e, ev.RunFailed)]
+    assert failed.error["path"] == "elsewhere"
+
+
+def test_an_iteration_sees_the_run_and_the_outputs_of_enclosing_scopes() -> None:
+    definition = parse_definition({"id": "scoped", "version": 1, "steps": [
+        {"type": "assign", "id": "first", "values": {"v": "7"}},
+        {"type": "for_each", "items": "[1]", "do": [{"type": "assign", "values": {
+            "seen": "steps.first.v",
+            "who": "run.id & '/' & run.tenant & '/' & run.definition"}}]},
+    ]})
+    driver = Driver.start(definition, {})
+    driver.feed(cmd.Advance())
+    assert driver.state.vars == {"v": 7, "seen": 7, "who": "r1/t1/scoped"}
+
+
+def test_a_closed_step_leaves_none_of_its_blocks_scopes_or_waits() -> None:
+    loop = parse_definition({"id": "loop", "version": 1, "steps": [
+        {"type": "for_each", "items": "[1, 2]",
+         "do": [{"type": "assign", "id": "a", "values": {"x": "item"}}]},
+        {"type": "human_task", "task": "OK?", "outcomes": ["yes"]}]})
+    driver = Driver.start(loop, {})
+    driver.feed(cmd.Advance())
+    state = driver.state
+    assert (set(state.blocks), state.scopes, state.scope_parents) == ({"steps"}, {"": {}}, {})
+    # The fold forgets a closed step's wait even in a history where no event ended it.
+    waiting = Driver.start(WAIT_THEN_TASK, {"order": "o-1"})
+    waiting.feed(cmd.Advance())
+    assert waiting.state.waits
+    closed = replay([*waiting.history, ev.StepCompleted(at=T0, key="steps[0]", output=None)])
+    assert (closed.waits, set(closed.steps)) == ({}, set())
+
+
+FAILING = "$number('x')"
+
+
+@pytest.mark.parametrize(("step", "field"), [
+    ({"type": "if", "condition": FAILING, "then": []}, "condition"),
+    ({"type": "switch", "cases": [{"when": "false", "steps": []},
+                                  {"when": FAILING, "steps": []}], "default": []},
+     "cases[1].when"),
+    ({"type": "for_each", "items": FAILING, "do": []}, "items"),
+    ({"type": "wait_event", "event": "paid", "correlation": FAILING}, "correlation"),
+    ({"type": "human_task", "task": "t", "outcomes": ["ok"], "assignee": FAILING}, "assignee"),
+    ({"type": "child_run", "definition": "child", "input": FAILING}, "input"),
+    ({"type": "return", "output": FAILING}, "output"),
+    ({"type": "fail", "message": FAILING}, "message"),
+])
+def test_an_expression_error_names_the_field_of_its_step(step: dict[str, Any],
+                                                         field: str) -> None:
+    driver = Driver.start(parse_definition({"id": "p", "version": 1, "steps": [step]}), {})
+    (failed,) = [e for e in driver.feed(cmd.Advance()).events if isinstance(e, ev.RunFailed)]
+    assert failed.error["path"] == f"steps[0].{field}"
+    assert failed.error["code"] == "EXPR_EVALUATION_FAILED"
+
+
+def test_a_correlation_that_is_not_a_scalar_is_reported_exactly() -> None:
+    driver = Driver.start(parse_definition({"id": "p", "version": 1, "steps": [
+        {"type": "wait_event", "event": "paid", "correlation": "{'a': 1}"}]}), {})
+    (failed,) = [e for e in driver.feed(cmd.Advance()).events if isinstance(e, ev.RunFailed)]
+    assert failed.error == {"code": "EXPR_INVALID", "path": "steps[0].correlation",
+                            "message": "correlation must be a string or number, got {'a': 1}",
+                            "details": {}}
+
+
+def test_inputs_to_a_finished_run_are_refused_with_exact_messages() -> None:
+    task = parse_definition({"id": "p", "version": 1, "steps": [
+        {"type": "human_task", "task": "t", "outcomes": ["ok"]}]})
+    driver = Driver.start(task, {})
+    driver.feed(cmd.Advance())
+    (task_id,) = driver.state.tasks
+    driver.tick(cmd.DecideTask(task_id=task_id, outcome="ok"))
+    assert driver.state.status == "completed"
+    ctx = DecisionContext(now=T0)
+    with pytest.raises(RunFinishedError) as cancelled:
+        decide(task, driver.state, cmd.Cancel(), ctx)
+    assert cancelled.value.message == "run r1 is already completed"
+    with pytest.raises(HumanTaskNotFoundError) as decided:
+        decide(task, driver.state, cmd.DecideTask(task_id=task_id, outcome="ok"), ctx)
+    assert decided.value.message == f"no open human task {task_id!r}"
+
+
+def test_a_failed_action_hands_its_error_to_on_error_and_waits_for_nothing() -> None:
+    definition = parse_definition({"id": "p", "version": 1, "steps": [
+        {"type": "action", "action": "charge", "retry": {"max_attempts": 1},
+         "on_error": [{"type": "human_task", "task": "t", "outcomes": ["ok"]},
+                      {"type": "assign", "values": {"err": "error.code"}}]}]})
+    driver = Driver.start(definition, {})
+    driver.feed(cmd.Advance())
+    driver.tick(cmd.ReportOutcome(key="steps[0]", attempt=1, ok=False,
+                                  error={"code": "DECLINED", "message": "no"}))
+    step = driver.state.steps["steps[0]"]
+    assert (step.awaiting, step.last_error) == (None, {"code": "DECLINED", "message": "no"})
+    (task_id,) = driver.state.tasks
+    driver.tick(cmd.DecideTask(task_id=task_id, outcome="ok"))
+    assert driver.state.vars == {"err": "DECLINED"}
+
+
+def folded_through(history: list[ev.WorkflowEvent], kind: type) -> Any:
+    """The state right after the first event of ``kind`` (before the step closes)."""
+    i = next(i for i, e in enumerate(history) if isinstance(e, kind))
+    return replay(history[: i + 1])
+
+
+def test_the_fold_applies_each_input_before_its_step_closes() -> None:
+    action = parse_definition({"id": "p", "version": 1, "steps": [
+        {"type": "action", "action": "charge"}]})
+    driver = Driver.start(action, {})
+    driver.feed(cmd.Advance())
+    driver.tick(cmd.ReportOutcome(key="steps[0]", attempt=1, ok=True, output=1))
+    assert folded_through(driver.history, ev.ActionCompleted).steps["steps[0]"].awaiting is None
+    decided = recorded_run()
+    assert folded_through(decided.history, ev.HumanTaskDecided).tasks == {}
+    cancelled = replay([*decided.history[:1], ev.CancelRequested(at=T0, reason="r")])
+    assert cancelled.cancel_requested is True
+
+
+def test_every_iteration_runs_and_only_on_error_sees_an_error() -> None:
+    definition = parse_definition({"id": "p", "version": 1, "steps": [
+        {"type": "for_each", "items": "[1, 2, 3]", "max_concurrency": 2,
+         "do": [{"type": "human_task", "task": "t", "outcomes": ["ok"]},
+                {"type": "assign", "values": {"last": "item"}}]},
+        {"type": "if", "condition": "true",
+         "then": [{"type": "assign", "values": {"seen_error": "$exists(error)"}}]}]})
+    driver = Driver.start(definition, {})
+    driver.feed(cmd.Advance())
+    assert driver.state.steps["steps[0]"].max_concurrency == 2
+    decided = 0
+    while driver.state.tasks:
+        assert len(driver.state.tasks) <= 2
+        driver.tick(cmd.DecideTask(task_id=min(driver.state.tasks), outcome="ok"))
+        decided += 1
+    assert (decided, driver.state.status) == (3, "completed")
+    assert driver.state.vars == {"last": 3, "seen_error": False}
+
+
+def test_a_retry_reuses_the_idempotency_key_the_history_recorded() -> None:
+    # A history written under another key scheme keeps its key: it is never re-derived.
+    definition = parse_definition({"id": "p", "version": 1, "steps": [
+        {"type": "action", "action": "charge",
+         "retry": {"max_attempts": 2, "initial_interval_s": 1}}]})
+    driver = Driver.start(definition, {})
+    driver.feed(cmd.Advance())
+    history = [dataclasses.replace(e, idempotency_key="legacy")
+               if isinstance(e, ev.ActionScheduled) else e for e in driver.history]
+    legacy = Driver(definition=definition, state=replay(history), history=history, now=T0,
+                    step=driver.step)
+    legacy.tick(cmd.ReportOutcome(key="steps[0]", attempt=1, ok=False,
+                                  error={"code": "X", "message": "m"}))
+    (timer_id,) = legacy.state.timers
+    (execute,) = legacy.tick(cmd.FireTimer(timer_id=timer_id)).commands
+    assert isinstance(execute, cmd.ExecuteAction)
+    assert (execute.idempotency_key, execute.attempt) == ("legacy", 2)
+
+
+def test_the_fold_keeps_what_waits_and_tasks_wait_for() -> None:
+    definition = parse_definition({"id": "p", "version": 1, "steps": [
+        {"type": "wait_event", "event": "paid", "correlation": "input.order", "timeout_s": 60,
+         "on_timeout": [{"type": "human_task", "task": "t", "outcomes": ["ok"],
+                         "assignee": "'alice'", "deadline_s": 60}]}]})
+    driver = Driver.start(definition, {"order": "o-1"})
+    driver.feed(cmd.Advance())
+    assert driver.state.steps["steps[0]"].awaiting == "event"
+    (timer_id,) = driver.state.timers
+    driver.tick(cmd.FireTimer(timer_id=timer_id))
+    timed_out = driver.state.steps["steps[0]"]  # open: its on_timeout block runs
+    assert timed_out.awaiting is None
+    assert driver.state.waits == {}
+    created = next(e for e in driver.history if isinstance(e, ev.HumanTaskCreated))
+    task = driver.state.tasks[created.task_id]
+    assert (task.assignee, task.deadline) == ("alice", created.deadline)
+    assert created.deadline is not None
+    assert folded_through(recorded_run().history, ev.EventReceived).waits == {}
