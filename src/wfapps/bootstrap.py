@@ -15,23 +15,14 @@ from datetime import timedelta
 from wfadapters.isolation import IsolationOptions, ProcessPoolEvaluator
 from wfadapters.memory import InMemoryEventStore, InMemoryLock, InMemoryScheduler, InMemoryStream
 from wfadapters.memory.api_keys import InMemoryApiKeyStore
-from wfadapters.redis import (
-    RedisConnection,
-    RedisLock,
-    RedisScheduler,
-    RedisStream,
-    check_claim_idle,
-)
 from wfadapters.sql.api_keys import SqlApiKeyStore
 from wfadapters.sql.database import Database
 from wfadapters.sql.event_store import SqlEventStore
 from wfadapters.sql.lock import SqlLock
 from wfadapters.sql.migrate import check_schema, upgrade
-from wfadapters.sql.outbox import SqlOutbox
 from wfadapters.sql.scheduler import SqlScheduler
 from wfadapters.sql.stream import SqlStream
 from wfadapters.system import SystemClock, UuidIds
-from wfapps.relay import OutboxRelay, RelayedEventStore
 from wfapps.settings import Settings
 from wfdomain.actions import ActionRegistry
 from wfdomain.engine import Engine
@@ -90,6 +81,11 @@ async def postgres_redis_ports(settings: Settings, clock: Clock) -> AsyncIterato
     open, re-driving what Redis lost and clearing what was handled (``wfapps.relay``).
     """
     assert settings.redis_url is not None
+    # Imported here: the redis extra is needed only by this backend.
+    from wfadapters.redis import RedisConnection, RedisLock, RedisScheduler, RedisStream
+    from wfadapters.sql.outbox import SqlOutbox
+    from wfapps.relay import OutboxRelay, RelayedEventStore
+
     db = Database.open(settings.engine_url)
     conn = RedisConnection.open(settings.redis_url, prefix=settings.redis_prefix)
     stop = asyncio.Event()
@@ -192,6 +188,8 @@ async def open_runtime(
     )
     runtime_settings = replace(base, engine=settings.backend, queue=settings.queue)
     if settings.redis_url is not None:
+        from wfadapters.redis import check_claim_idle
+
         # Redis claims a message from its consumer after claim_idle: it must outlast the
         # lease a handler holds, or a live handler's work is taken over.
         check_claim_idle(runtime_settings.claim_idle, runtime_settings.lock_ttl)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -120,3 +122,22 @@ def test_cli_exports_a_waiting_run_and_imports_it_into_another_database(tmp_path
     again = runner.invoke(app, ["import", str(archive), "--engine", target])
     assert again.exit_code == 3
     assert "RUN_ALREADY_EXISTS" in again.output
+
+
+def test_the_embedded_default_needs_only_the_sql_extra(tmp_path: Path) -> None:
+    # The README's main job installs only the `sql` extra: `wf run` on SQLite must not
+    # import another backend's or app's packages (they load when their engine is used).
+    blocked = ("redis", "fastapi", "starlette", "uvicorn", "prometheus_client", "temporalio",
+               "opentelemetry", "asyncpg", "playwright")
+    script = (
+        "import sys\n"
+        f"for name in {blocked!r}: sys.modules[name] = None\n"
+        "from wfapps.cli import main\n"
+        f"sys.argv = ['wf', 'run', {str(EXAMPLES / 'order_fulfilment')!r}, "
+        f"'--engine', 'sqlite:///{tmp_path / 'wf.db'}']\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "status: completed" in done.stdout
