@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tests.apps.conftest import VAULT
-from tests.apps.test_temporal_apps import WF, _poll
+from tests.apps.test_temporal_apps import _poll, temporal_worker
 from tests.contract.temporal_fixtures import (
     DevServer,
     temporal_server,  # noqa: F401  (the session's dev server fixture)
@@ -140,17 +139,8 @@ def tickets_on_temporal(temporal_server: DevServer) -> Iterator[str]:  # noqa: F
     """A fresh task queue served by a deployed `wf temporal-worker` (queries need one)."""
     url = (f"temporal://{temporal_server.target}/{temporal_server.namespace}"
            f"?task_queue=check-{uuid.uuid4().hex[:8]}")
-    worker = subprocess.Popen([str(WF), "temporal-worker", str(TICKETS), "--engine", url],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with temporal_worker(url, TICKETS):
         yield url
-    finally:
-        worker.terminate()  # SIGTERM: it drains and exits 0
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
 
 
 @pytest.mark.temporal

@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,14 +62,13 @@ async def _finished(engine: Engine, run_id: str, timeout_s: float = 30.0) -> str
         await asyncio.sleep(0.1)  # polling with a deadline
 
 
-@pytest.fixture
-def temporal_url(temporal_server: DevServer) -> Iterator[str]:  # noqa: F811
-    """A fresh task queue with a `wf temporal-worker` process serving it (queries need one)."""
-    url = _url(temporal_server, f"cli-{uuid.uuid4().hex[:8]}")
-    worker = subprocess.Popen([str(WF), "temporal-worker", str(VAULT), "--engine", url],
+@contextmanager
+def temporal_worker(url: str, folder: Path) -> Iterator[None]:
+    """A `wf temporal-worker` process serving ``url``'s queue (queries need one)."""
+    worker = subprocess.Popen([str(WF), "temporal-worker", str(folder), "--engine", url],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        yield url
+        yield
     finally:
         worker.terminate()  # SIGTERM: it drains and exits 0
         try:
@@ -76,6 +76,14 @@ def temporal_url(temporal_server: DevServer) -> Iterator[str]:  # noqa: F811
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
+
+
+@pytest.fixture
+def temporal_url(temporal_server: DevServer) -> Iterator[str]:  # noqa: F811
+    """A fresh task queue with a `wf temporal-worker` process serving it."""
+    url = _url(temporal_server, f"cli-{uuid.uuid4().hex[:8]}")
+    with temporal_worker(url, VAULT):
+        yield url
 
 
 def test_the_cli_reads_and_controls_runs_on_temporal(temporal_url: str) -> None:
