@@ -71,6 +71,7 @@ from wfdomain.records import (
 )
 from wfdomain.recovery import pending_commands
 from wfdomain.schema import validate_against_schema
+from wfdomain.starting import run_started
 from wfdomain.state import RunState, replay
 from wfdomain.telemetry import HEADERS_KEY, NO_TELEMETRY, Telemetry
 
@@ -245,13 +246,10 @@ class Runtime:
         definition = await self.definition(tenant, definition_id, version)
         self.actions.check_definition(definition)
         validate_against_schema(run_input, definition.input_schema, what="run input")
-        started = RunStarted(
-            at=self.ports.clock.now(), run_id=run_id, tenant=tenant,
-            definition_id=definition.id, definition_version=definition.version,
-            definition_hash=definition.content_hash, input=run_input,
-            engine=self.settings.engine, queue=self.settings.queue,
-            parent_run_id=parent[0] if parent else None,
-            parent_step_key=parent[1] if parent else None, replay_of=replay_of,
+        started = run_started(
+            definition, run_input, at=self.ports.clock.now(), tenant=tenant, run_id=run_id,
+            engine=self.settings.engine, queue=self.settings.queue, parent=parent,
+            replay_of=replay_of,
         )
         state = replay([started])
         envelope = to_envelope(tenant, run_id, 1, started)

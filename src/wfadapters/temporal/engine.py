@@ -68,6 +68,7 @@ from wfdomain.records import (
     StoredDefinition,
 )
 from wfdomain.schema import validate_against_schema
+from wfdomain.starting import run_started
 from wfdomain.state import RunState, replay
 
 __all__ = ["CancelNotConfirmedError", "TemporalEngine", "TemporalSettings"]
@@ -280,12 +281,10 @@ class TemporalEngine:
         self.actions.check_definition(definition)
         validate_against_schema(run_input, definition.input_schema, what="run input")
         run_id = run_id or str(uuid.uuid4())
-        started = RunStarted(
-            at=datetime.now(UTC), run_id=run_id, tenant=tenant, definition_id=definition.id,
-            definition_version=definition.version, definition_hash=definition.content_hash,
-            input=run_input, engine=self.engine_name, queue=self.settings.task_queue,
-            parent_run_id=parent[0] if parent else None,
-            parent_step_key=parent[1] if parent else None, replay_of=replay_of,
+        started = run_started(
+            definition, run_input, at=datetime.now(UTC), tenant=tenant, run_id=run_id,
+            engine=self.engine_name, queue=self.settings.task_queue, parent=parent,
+            replay_of=replay_of,
         )
         summary = summarize(replay([started]))
         await self._start(self._params(tenant, run_id, definition, run_input,

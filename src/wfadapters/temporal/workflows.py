@@ -46,7 +46,8 @@ with workflow.unsafe.imports_passed_through():
     from wfdomain.projection import summarize
     from wfdomain.recovery import pending_commands
     from wfdomain.schema import validate_against_schema
-    from wfdomain.state import RunState, apply_in_place, replay
+    from wfdomain.starting import run_started
+from wfdomain.state import RunState, apply_in_place, replay
 
 __all__ = ["RunWorkflow", "TenantWorkflow"]
 
@@ -143,14 +144,10 @@ class RunWorkflow:
         if params.get("history"):
             self._resume(params, definition)
         else:
-            self._record([RunStarted(
-                at=workflow.now(), run_id=params["run_id"], tenant=params["tenant"],
-                definition_id=definition.id, definition_version=definition.version,
-                definition_hash=definition.content_hash, input=params["input"],
-                engine=params["engine"], queue=params["queue"],
-                parent_run_id=(params.get("parent") or [None])[0],
-                parent_step_key=(params.get("parent") or [None, None])[1],
-                replay_of=params.get("replay_of"),
+            self._record([run_started(
+                definition, params["input"], at=workflow.now(), tenant=params["tenant"],
+                run_id=params["run_id"], engine=params["engine"], queue=params["queue"],
+                parent=params.get("parent"), replay_of=params.get("replay_of"),
             )])
         self._inbox.append(cmd.Advance())
         limit = int(params.get("history_limit") or 0)
@@ -354,14 +351,11 @@ class RunWorkflow:
                     SearchAttributePair(_TENANT, self._state.tenant),
                     SearchAttributePair(_STATUS, "running"),
                     SearchAttributePair(_PARENT, self._state.run_id)]),
-                memo={"summary": wire.encode_summary(summarize(replay([RunStarted(
-                    at=workflow.now(), run_id=command.child_run_id, tenant=self._state.tenant,
-                    definition_id=child_definition.id,
-                    definition_version=child_definition.version,
-                    definition_hash=child_definition.content_hash, input=command.input,
+                memo={"summary": wire.encode_summary(summarize(replay([run_started(
+                    child_definition, command.input, at=workflow.now(),
+                    tenant=self._state.tenant, run_id=command.child_run_id,
                     engine=params["engine"], queue=params["queue"],
-                    parent_run_id=self._state.run_id,
-                    parent_step_key=command.parent_step_key)])))},
+                    parent=(self._state.run_id, command.parent_step_key))])))},
             )
         except ActivityError as e:
             failed = _activity_error(e, "load_definition", None)

@@ -22,6 +22,7 @@ from wfdomain import events as ev
 from wfdomain.decide import DecisionContext, decide
 from wfdomain.definition import Definition
 from wfdomain.errors import WorkflowEngineError
+from wfdomain.starting import run_started
 from wfdomain.state import RunState, replay
 
 __all__ = ["CANCEL_FROM", "T0", "Driver", "Fed", "drive", "open_inputs", "shift_time"]
@@ -67,11 +68,8 @@ class Driver:
         step: timedelta = timedelta(minutes=1),
     ) -> Driver:
         """Record ``RunStarted`` at ``start``; each later input is ``step`` later."""
-        started = ev.RunStarted(
-            at=start, run_id=run_id, tenant=tenant, definition_id=definition.id,
-            definition_version=definition.version, definition_hash=definition.content_hash,
-            input=run_input, engine="local", queue="default",
-        )
+        started = run_started(definition, run_input, at=start, tenant=tenant, run_id=run_id,
+                              engine="local", queue="default")
         return cls(definition=definition, state=replay([started]), history=[started],
                    now=start, step=step)
 
