@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from wfdomain import archive, keys
+from wfdomain import archive
 from wfdomain.codec import decode_envelope, to_envelope
 from wfdomain.errors import (
     ConcurrencyConflictError,
@@ -189,9 +189,7 @@ async def mark_moved(runtime: Runtime, tenant: str, run_id: str, target: MoveTar
         RunMovedError: the run was already moved to another target.
         RunFinishedError: the run already finished.
     """
-    lease = await runtime.ports.lock.acquire(keys.run_lock_key(tenant, run_id), runtime.worker_id,
-                                             ttl=runtime.settings.lock_ttl)
-    try:
+    async with runtime.lease_run(tenant, run_id) as lease:
         for _ in range(runtime.settings.max_conflict_retries):
             run = await runtime.get_run(tenant, run_id)
             if run.status == "moved":
@@ -218,9 +216,6 @@ async def mark_moved(runtime: Runtime, tenant: str, run_id: str, target: MoveTar
                 "to_tenant": target.tenant or tenant, "version": state.version + 1})
             return await runtime.get_run(tenant, run_id)
         raise StorageUnavailableError(f"run {run_id}: gave up marking it moved")
-    finally:
-        if lease is not None:
-            await runtime.ports.lock.release(lease)
 
 
 async def move_run(source: Runtime, target: Engine, tenant: str, run_id: str,

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from wfdomain import commands as cmd
-from wfdomain import keys
 from wfdomain.codec import to_envelope
 from wfdomain.errors import ConcurrencyConflictError, QuotaFullError, StorageUnavailableError
 from wfdomain.events import RunResumed
@@ -53,9 +52,7 @@ async def admit_runs(runtime: Runtime, tenant: str) -> int:
 async def _resume(runtime: Runtime, tenant: str, run_id: str, limit: int | None) -> bool:
     """Append ``RunResumed`` (checked against ``limit``) and queue the run to advance."""
     ports, settings = runtime.ports, runtime.settings
-    lease = await ports.lock.acquire(keys.run_lock_key(tenant, run_id), runtime.worker_id,
-                                     ttl=settings.lock_ttl)
-    try:
+    async with runtime.lease_run(tenant, run_id) as lease:
         for _ in range(settings.max_conflict_retries):
             state = await runtime._load(tenant, run_id)
             if state.status != PAUSED_FOR_QUOTA:
@@ -77,6 +74,3 @@ async def _resume(runtime: Runtime, tenant: str, run_id: str, limit: int | None)
             return True
         raise StorageUnavailableError(
             f"run {run_id}: gave up resuming after {settings.max_conflict_retries} conflicts")
-    finally:
-        if lease is not None:
-            await ports.lock.release(lease)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
@@ -707,10 +707,22 @@ class Runtime:
                             error=error)
 
     # -- the core loop ------------------------------------------------------------------
-    async def _apply(self, tenant: str, run_id: str, inp: cmd.Input) -> cmd.Decision:
-        lease = await self.ports.lock.acquire(keys.run_lock_key(tenant, run_id), self.worker_id,
-                                              ttl=self.settings.lock_ttl)
+    @contextlib.asynccontextmanager
+    async def lease_run(self, tenant: str, run_id: str) -> AsyncIterator[Lease | None]:
+        """Hold the run's lease (None when another worker holds it) and release it after.
+
+        The lease only spares duplicate work; the append's expected version is the guard.
+        """
+        lease = await self.ports.lock.acquire(keys.run_lock_key(tenant, run_id),
+                                              self.worker_id, ttl=self.settings.lock_ttl)
         try:
+            yield lease
+        finally:
+            if lease is not None:
+                await self.ports.lock.release(lease)
+
+    async def _apply(self, tenant: str, run_id: str, inp: cmd.Input) -> cmd.Decision:
+        async with self.lease_run(tenant, run_id) as lease:
             for _ in range(self.settings.max_conflict_retries):
                 state = await self._load(tenant, run_id)
                 if state.status == "new":
@@ -742,9 +754,6 @@ class Runtime:
             raise StorageUnavailableError(
                 f"run {run_id}: gave up after {self.settings.max_conflict_retries} conflicts"
             )
-        finally:
-            if lease is not None:
-                await self.ports.lock.release(lease)
 
     async def _refuse_foreign(self, state: RunState) -> None:
         data = {"run_engine": state.engine, "run_queue": state.queue,
