@@ -69,11 +69,12 @@ class RelayedEventStore:
     async def append(
         self, events: Sequence[EventEnvelope], *, expected_version: int, summary: RunSummary,
         fencing_token: int | None = None, messages: Sequence[Message] = (),
-        admission: Admission | None = None,
+        admission: Admission | None = None, result: ActionResult | None = None,
     ) -> int:
         version, recorded = await self.store.append_reporting(
             events, expected_version=expected_version, summary=summary,
-            fencing_token=fencing_token, messages=messages, admission=admission)
+            fencing_token=fencing_token, messages=messages, admission=admission,
+            result=result)
         if recorded:  # a retry of a stored batch recorded nothing: publish nothing
             await self._publish(messages)
         return version

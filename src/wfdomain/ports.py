@@ -53,6 +53,7 @@ class EventStore(Protocol):
         fencing_token: int | None = None,
         messages: Sequence[Message] = (),
         admission: Admission | None = None,
+        result: ActionResult | None = None,
     ) -> int:
         """Append ``events`` to one run atomically after ``expected_version``.
 
@@ -83,10 +84,19 @@ class EventStore(Protocol):
         ``admission.admits`` them. Two processes admitting at once can never exceed the
         limit. The check is skipped for a retry recognised as already stored.
 
+        ``result`` (an action's outcome, the events being its report) is recorded in the
+        action ledger in the same atomic step, exactly as ``ActionLedger.record_result``
+        would: an equal stored outcome is kept, a different one refuses the whole append.
+        One commit then carries both, and a crash can never leave the outcome recorded
+        without its events or the reverse. A retry recognised as already stored records
+        nothing (the first attempt did).
+
         Raises:
             ConcurrencyConflictError: the run is not at ``expected_version`` (for a new run
                 ``expected_version`` is 0), or ``fencing_token`` is older than the newest
                 token seen for the run.
+            NondeterminismError: ``result``'s key holds another outcome; nothing was
+                written.
             QuotaFullError: ``admission`` refused; nothing was written.
             ValueError: versions are not consecutive or events name another run.
         """

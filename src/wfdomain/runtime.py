@@ -653,29 +653,38 @@ class Runtime:
     async def _execute_action(self, message: Message) -> None:
         body, tenant = message.body, message.tenant
         assert message.run_id is not None
+        run_id = message.run_id
         idem, attempt = body["idempotency_key"], body["attempt"]
         rkey = keys.result_key(idem, attempt)
-        result = await self.ports.ledger.get_result(rkey)
-        if result is None:
-            run = await self.ports.events.get_run(tenant, message.run_id)
-            if run is None or run.finished:
-                # Cancelled (or failed) while the message was queued: no side effect now.
-                await self._audit(tenant, "action.skipped", message.run_id,
-                                  {"key": body["key"], "attempt": attempt,
-                                   "reason": "run finished" if run else "run not found"})
-                return
-            result = await self._invoke(message, rkey)
-            try:
-                result = await self.ports.ledger.record_result(result)
-            except NondeterminismError:
-                # Two workers ran the same attempt at once; the first recorded outcome wins.
-                stored = await self.ports.ledger.get_result(rkey)
-                assert stored is not None
-                result = stored
-        await self._apply(tenant, message.run_id, cmd.ReportOutcome(
-            key=body["key"], attempt=attempt, ok=result.ok, output=result.output,
-            error=result.error,
-        ))
+        stored = await self.ports.ledger.get_result(rkey)
+        if stored is not None:  # a redelivery: report the outcome, never run it again
+            await self._apply(tenant, run_id, _report(body, stored))
+            return
+        state = await self._load(tenant, run_id)
+        if state.status == "new" or state.finished:
+            # Cancelled (or failed) while the message was queued: no side effect now.
+            await self._audit(tenant, "action.skipped", run_id, {
+                "key": body["key"], "attempt": attempt,
+                "reason": "run not found" if state.status == "new" else "run finished"})
+            return
+        result = await self._invoke(message, rkey)
+        try:
+            # One commit records the outcome and appends the events that report it; the
+            # state read above is used first (a conflict reloads it).
+            await self._apply(tenant, run_id, _report(body, result), result=result,
+                              loaded=state)
+        except NondeterminismError:
+            stored = await self.ports.ledger.get_result(rkey)
+            if stored is None:
+                raise  # not the ledger's: the definition changed under the run
+            # Two workers ran the same attempt at once; the first recorded outcome wins.
+            await self._apply(tenant, run_id, _report(body, stored))
+        except WorkflowEngineError:
+            # Not reported now (a foreign queue, a moved run, conflicts): keep the outcome,
+            # so whoever handles this message again reports it without a second run.
+            with contextlib.suppress(NondeterminismError):
+                await self.ports.ledger.record_result(result)
+            raise
 
     async def _invoke(self, message: Message, rkey: str) -> ActionResult:
         body = message.body
@@ -721,10 +730,19 @@ class Runtime:
             if lease is not None:
                 await self.ports.lock.release(lease)
 
-    async def _apply(self, tenant: str, run_id: str, inp: cmd.Input) -> cmd.Decision:
+    async def _apply(self, tenant: str, run_id: str, inp: cmd.Input, *,
+                     result: ActionResult | None = None,
+                     loaded: RunState | None = None) -> cmd.Decision:
+        """Decide on ``inp`` and append the decision, reloading after each conflict.
+
+        ``result``, when given, is the action outcome ``inp`` reports: recorded with the
+        append (or alone, when the decision has no events). ``loaded`` is a state read
+        earlier, tried first: the append's expected version catches it being stale.
+        """
         async with self.lease_run(tenant, run_id) as lease:
             for _ in range(self.settings.max_conflict_retries):
-                state = await self._load(tenant, run_id)
+                state = loaded if loaded is not None else await self._load(tenant, run_id)
+                loaded = None
                 if state.status == "new":
                     raise RunNotFoundError(f"run {run_id} not found")
                 if state.status == "moved":  # not retryable: the target has the run now
@@ -740,12 +758,14 @@ class Runtime:
                 else:
                     decision = decide(definition, state, inp, ctx)
                 if not decision.events:
+                    if result is not None:
+                        await self.ports.ledger.record_result(result)
                     return decision
                 messages = self._follow_ups(state, decision.commands)
                 if self._frees_capacity(state, decision):
                     messages.append(self._message("admit_runs", tenant, None, {}))
                 try:
-                    new_state = await self._append(state, decision, lease, messages)
+                    new_state = await self._append(state, decision, lease, messages, result)
                 except ConcurrencyConflictError:
                     continue  # another writer won: reload and decide again
                 self._remember(new_state)
@@ -769,7 +789,7 @@ class Runtime:
 
     async def _append(
         self, state: RunState, decision: cmd.Decision, lease: Lease | None,
-        messages: Sequence[Message] = (),
+        messages: Sequence[Message] = (), result: ActionResult | None = None,
     ) -> RunState:
         new_state = replay(decision.events, state)
         envelopes = [
@@ -778,7 +798,7 @@ class Runtime:
         ]
         await self.ports.events.append(
             envelopes, expected_version=state.version, summary=summarize(new_state),
-            fencing_token=lease.token if lease else None, messages=messages,
+            fencing_token=lease.token if lease else None, messages=messages, result=result,
         )
         every = self.settings.snapshot_every
         if every > 0 and new_state.version // every > state.version // every:
@@ -929,3 +949,7 @@ class Runtime:
         ))
 
 
+def _report(body: dict[str, Any], result: ActionResult) -> cmd.ReportOutcome:
+    """The input that reports an ``execute_action`` message's outcome to its run."""
+    return cmd.ReportOutcome(key=body["key"], attempt=body["attempt"], ok=result.ok,
+                             output=result.output, error=result.error)

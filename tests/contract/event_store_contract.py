@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import cast
 
 import pytest
 
@@ -40,6 +41,11 @@ async def create(store: EventStore, run: RunSummary) -> None:
     """Create ``run`` with events 1..``run.version`` in one append."""
     events = envelopes(run.run_id, 1, run.version, tenant=run.tenant)
     await store.append(events, expected_version=0, summary=run)
+
+
+def _ledger(store: EventStore) -> ActionLedger:
+    """The store's own ledger: every backend's event store object is also its ledger."""
+    return cast(ActionLedger, store)
 
 
 def snapshot(run_id: str, version: int, *, tenant: str = TENANT) -> Snapshot:
@@ -308,6 +314,54 @@ class EventStoreContract:
                 [envelope("run-1", 1)], expected_version=0, summary=summary("run-1", 1),
                 fencing_token=4,
             )
+
+    # -- an action's outcome recorded with its report ----------------------------------
+
+    async def test_append_records_the_result_with_the_events(self, store: EventStore) -> None:
+        await create(store, summary("run-1", 1))
+        await store.append(envelopes("run-1", 2, 3), expected_version=1,
+                           summary=summary("run-1", 3), result=action_result(output="r"))
+        assert await _ledger(store).get_result("run-1/charge/1") == action_result(output="r")
+        assert [e.version for e in await store.read(TENANT, "run-1")] == [1, 2, 3]
+
+    async def test_append_with_another_stored_outcome_writes_nothing(
+        self, store: EventStore
+    ) -> None:
+        await create(store, summary("run-1", 1))
+        await _ledger(store).record_result(action_result(output="first"))
+        with pytest.raises(NondeterminismError):
+            await store.append(envelopes("run-1", 2, 3), expected_version=1,
+                               summary=summary("run-1", 3),
+                               result=action_result(output="second"))
+        assert [e.version for e in await store.read(TENANT, "run-1")] == [1]
+        run = await store.get_run(TENANT, "run-1")
+        assert run is not None
+        assert run.version == 1
+        assert await _ledger(store).get_result("run-1/charge/1") == action_result(
+            output="first")
+
+    async def test_append_with_the_equal_stored_outcome_appends(self, store: EventStore) -> None:
+        await create(store, summary("run-1", 1))
+        await _ledger(store).record_result(action_result())
+        version = await store.append(envelopes("run-1", 2, 2), expected_version=1,
+                                     summary=summary("run-1", 2), result=action_result())
+        assert version == 2
+
+    async def test_conflicting_append_records_no_result(self, store: EventStore) -> None:
+        await create(store, summary("run-1", 2))
+        with pytest.raises(ConcurrencyConflictError):
+            await store.append(envelopes("run-1", 2, 3), expected_version=1,
+                               summary=summary("run-1", 3), result=action_result())
+        assert await _ledger(store).get_result("run-1/charge/1") is None
+
+    async def test_retried_append_with_result_is_idempotent(self, store: EventStore) -> None:
+        await create(store, summary("run-1", 1))
+        for _ in range(2):
+            version = await store.append(envelopes("run-1", 2, 3), expected_version=1,
+                                         summary=summary("run-1", 3),
+                                         result=action_result())
+            assert version == 3
+        assert await _ledger(store).get_result("run-1/charge/1") == action_result()
 
     # -- shape validation --------------------------------------------------------------
 

@@ -120,9 +120,11 @@ class InMemoryEventStore:
         fencing_token: int | None = None,
         messages: Sequence[Message] = (),
         admission: Admission | None = None,
+        result: ActionResult | None = None,
     ) -> int:
         batch = _validated_batch(events, expected_version, summary)
         summary = deepcopy(summary)
+        result = deepcopy(result)
         self._check_outbox(messages)
         async with self._lock:
             space = self._tenants.get(summary.tenant)
@@ -146,6 +148,9 @@ class InMemoryEventStore:
                 _check_admission(space, summary, admission)
             if space is not None:
                 _check_task_ids_free(space, summary)
+            if result is not None:
+                self._check_result(result)
+                self._results[result.result_key] = result
             space = self._tenants.setdefault(summary.tenant, _Tenant())
             if run is None:
                 run = space.runs[summary.run_id] = _Run(summary=summary)
@@ -322,16 +327,20 @@ class InMemoryEventStore:
     async def record_result(self, result: ActionResult) -> ActionResult:
         result = deepcopy(result)
         async with self._lock:
+            self._check_result(result)
             stored = self._results.setdefault(result.result_key, result)
-            if stored != result:
-                raise NondeterminismError(
-                    f"action result {result.result_key} is already stored with another outcome",
-                    details={
-                        "result_key": result.result_key,
-                        "idempotency_key": result.idempotency_key,
-                    },
-                )
             return deepcopy(stored)
+
+    def _check_result(self, result: ActionResult) -> None:
+        stored = self._results.get(result.result_key)
+        if stored is not None and stored != result:
+            raise NondeterminismError(
+                f"action result {result.result_key} is already stored with another outcome",
+                details={
+                    "result_key": result.result_key,
+                    "idempotency_key": result.idempotency_key,
+                },
+            )
 
     # -- AuditLog ---------------------------------------------------------------------
 

@@ -91,9 +91,14 @@ def _fast_update(where: ColumnElement[bool]) -> Any:
 
 @dataclass(slots=True)
 class _Outbox:
-    """The outbox rows of one write, and whether the write stored them."""
+    """What one write records besides its events, and whether the write stored it.
+
+    ``rows`` are the outbox rows; ``result`` is the action outcome an append reports
+    (recorded in the ledger in the same transaction, see ``EventStore.append``).
+    """
 
     rows: list[dict[str, Any]]
+    result: ActionResult | None = None
     written: bool = False
 
 
@@ -152,6 +157,13 @@ class SqlEventStore:
         self._update_run = update(wf_runs).where(where)
         self._insert_events = wf_events.insert()
         self._fast_update = _fast_update(where)
+        self._insert_result = (
+            self._insert(wf_action_results)
+            .on_conflict_do_nothing(index_elements=["result_key"])
+            .returning(wf_action_results.c.result_key)
+        )
+        self._select_result = select(wf_action_results).where(
+            wf_action_results.c.result_key == bindparam("r_key"))
         self._quota_lock = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
         self._quota_count = (
             select(wf_runs.c.status, func.count())
@@ -173,10 +185,12 @@ class SqlEventStore:
         fencing_token: int | None = None,
         messages: Sequence[Message] = (),
         admission: Admission | None = None,
+        result: ActionResult | None = None,
     ) -> int:
         version, _ = await self.append_reporting(
             events, expected_version=expected_version, summary=summary,
-            fencing_token=fencing_token, messages=messages, admission=admission)
+            fencing_token=fencing_token, messages=messages, admission=admission,
+            result=result)
         return version
 
     async def append_reporting(
@@ -188,6 +202,7 @@ class SqlEventStore:
         fencing_token: int | None = None,
         messages: Sequence[Message] = (),
         admission: Admission | None = None,
+        result: ActionResult | None = None,
     ) -> tuple[int, bool]:
         """``append``, also saying whether this call recorded ``messages``.
 
@@ -198,7 +213,7 @@ class SqlEventStore:
         batch = _rows.validated_batch(events, expected_version, summary)
         rows = [_rows.event_row(e) for e in batch]
         run_row = _rows.run_row(summary, fencing_token)
-        outbox = self._outbox_rows(messages)
+        outbox = self._outbox_rows(messages, result)
         try:
             async with self._db.transaction() as conn:
                 if admission is not None and not await self._admits(conn, summary, admission):
@@ -294,19 +309,22 @@ class SqlEventStore:
         if had_index or summary.waits or summary.human_tasks:
             await replace_index(conn, summary, had_index=had_index)
         await self._write_outbox(conn, outbox)
+        if outbox.result is not None:
+            await self._record_result_in(conn, outbox.result)
         return summary.version
 
-    def _outbox_rows(self, messages: Sequence[Message]) -> _Outbox:
+    def _outbox_rows(self, messages: Sequence[Message],
+                     result: ActionResult | None = None) -> _Outbox:
         if not messages:
-            return _Outbox([])
+            return _Outbox([], result=result)
         # published_at/created_at are informational (nothing orders by them): wall time.
         now = micros(datetime.now(UTC))
         if self._outbox == "stream":
             return _Outbox([{"message_id": m.id, "kind": m.kind, "tenant": m.tenant,
                              "run_id": m.run_id, "body": m.body, "published_at": now}
-                            for m in messages])
+                            for m in messages], result=result)
         return _Outbox([{"message_id": m.id, "message": message_to_json(m), "created_at": now}
-                        for m in messages])
+                        for m in messages], result=result)
 
     async def _write_outbox(self, conn: AsyncConnection, outbox: _Outbox) -> None:
         outbox.written = True
@@ -522,6 +540,11 @@ class SqlEventStore:
         return _rows.action_result(row) if row is not None else None
 
     async def record_result(self, result: ActionResult) -> ActionResult:
+        async with self._db.transaction() as conn:
+            return await self._record_result_in(conn, result)
+
+    async def _record_result_in(self, conn: AsyncConnection,
+                                result: ActionResult) -> ActionResult:
         outcome = {"output": result.output, "error": result.error}
         wanted = ActionResult(
             result_key=result.result_key,
@@ -530,21 +553,18 @@ class SqlEventStore:
             output=_rows.json_normal(result.output),
             error=_rows.json_normal(result.error),
         )
-        # Insert-or-ignore, then read: of two racing recorders the second waits on the
-        # primary key, inserts nothing, and compares against the first one's outcome.
-        stmt = self._insert(wf_action_results).values(
-            result_key=result.result_key,
-            idempotency_key=result.idempotency_key,
-            ok=result.ok,
-            outcome=outcome,
-        )
-        query = select(wf_action_results).where(
-            wf_action_results.c.result_key == result.result_key
-        )
-        async with self._db.transaction() as conn:
-            await conn.execute(stmt.on_conflict_do_nothing(index_elements=["result_key"]))
-            stored = _rows.action_result((await conn.execute(query)).one())
-        if stored != wanted:
+        # Insert-or-ignore: of two racing recorders the second waits on the primary key,
+        # inserts nothing, and reads and compares against the first one's outcome. The
+        # common case (a new key) is one statement: RETURNING says the row is ours.
+        inserted = (await conn.execute(self._insert_result, {
+            "result_key": result.result_key, "idempotency_key": result.idempotency_key,
+            "ok": result.ok, "outcome": outcome,
+        })).one_or_none()
+        if inserted is not None:
+            return wanted
+        stored = _rows.action_result((await conn.execute(
+            self._select_result, {"r_key": result.result_key})).one())
+        if stored != wanted:  # raised inside the transaction: nothing of it commits
             raise NondeterminismError(
                 f"action result {result.result_key} is already stored with another outcome",
                 details={
