@@ -270,6 +270,69 @@ async def test_postgres_backend_terminated_mid_append_stores_nothing(postgres_ds
         await killer.dispose()
 
 
+# -- a pooled connection whose server process died between uses ------------------------
+
+
+async def _pooled_backend_killed(postgres_dsn: str, db: Database) -> None:
+    """Open ``db``'s one pooled connection, kill its server process, wait until it is gone."""
+    async with db.transaction(read_only=True) as conn:
+        pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    killer = Database.open(postgres_dsn)
+    try:
+        async with killer.transaction() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            async with killer.transaction(read_only=True) as conn:
+                alive = (await conn.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
+                    {"pid": pid})).scalar_one()
+            if not alive:
+                return
+            assert asyncio.get_running_loop().time() < deadline, "backend still alive"
+            await asyncio.sleep(0.05)
+    finally:
+        await killer.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgres_dead_idle_connection_is_replaced_before_use(postgres_dsn: str) -> None:
+    async with postgres_database(postgres_dsn) as fresh:
+        store = SqlEventStore(fresh)
+        await create(store, summary("run-1", 1))
+        db = Database.open(postgres_dsn, pool_size=1, ping_after_idle_s=0.0,
+                           schema=await _schema_of(fresh))
+        try:
+            await _pooled_backend_killed(postgres_dsn, db)
+            # Checked on checkout (it sat idle), found dead, replaced: the caller never sees it.
+            assert await SqlEventStore(db).get_run(TENANT, "run-1") == summary("run-1", 1)
+        finally:
+            await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgres_dead_busy_connection_fails_once_retryably(postgres_dsn: str) -> None:
+    async with postgres_database(postgres_dsn) as fresh:
+        store = SqlEventStore(fresh)
+        await create(store, summary("run-1", 1))
+        db = Database.open(postgres_dsn, pool_size=1, ping_after_idle_s=3600.0,
+                           schema=await _schema_of(fresh))
+        try:
+            await _pooled_backend_killed(postgres_dsn, db)
+            with pytest.raises(StorageUnavailableError) as raised:
+                await SqlEventStore(db).get_run(TENANT, "run-1")
+            assert raised.value.retryable
+            # The failure dropped the pool: the retry connects afresh.
+            assert await SqlEventStore(db).get_run(TENANT, "run-1") == summary("run-1", 1)
+        finally:
+            await db.dispose()
+
+
+async def _schema_of(db: Database) -> str:
+    async with db.transaction(read_only=True) as conn:
+        return str((await conn.execute(text("SELECT current_schema()"))).scalar_one())
+
+
 # -- many engines on one database (as many processes would be) --------------------------
 
 
