@@ -97,6 +97,14 @@ class Sample:
     p50_ms: float
     p99_ms: float
     raw_commit_per_s: float
+    runs_per_s: float
+    commits_per_run: float
+    transactions_per_run: float
+
+    @property
+    def commit_ratio(self) -> float:
+        """Runs per second over raw commits per second divided by the commits one run needs."""
+        return self.runs_per_s / (self.raw_commit_per_s / self.commits_per_run)
 
     @property
     def ratio(self) -> float:
@@ -129,6 +137,40 @@ async def fresh_engine(engine: str) -> AsyncIterator[str]:
             await conn.close()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Transactions so far: committed in one database, and xids of the whole cluster."""
+
+    transactions: int
+    xids: int
+
+
+async def _counts(name: str) -> Counts:
+    """Committed transactions of database ``name`` (reads too) and the next xid.
+
+    Only a transaction that writes takes an xid, so the xid delta counts the commits that
+    flush the WAL; it is cluster-wide (anything else writing at the time adds to it).
+    Backends flush their statistics when they go idle or exit: poll until reads agree.
+    """
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        last = -1
+        deadline = time.monotonic() + 5
+        while True:
+            await conn.execute("SELECT pg_stat_clear_snapshot()")
+            value = int(await conn.fetchval(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", name))
+            if value == last or time.monotonic() > deadline:
+                break
+            last = value
+            await asyncio.sleep(0.5)
+        xid = int(await conn.fetchval(
+            "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"))
+        return Counts(value, xid)
+    finally:
+        await conn.close()
 
 
 def _started(log: Path) -> bool:
@@ -169,10 +211,13 @@ async def one_repetition(engine: str, workers: int, runs: int, steps: int, folde
             async with open_runtime(Settings.from_url(url), package.actions,
                                    telemetry=SendTime()) as runtime:
                 await runtime.register_definition(TENANT, package.main)
+                before = await _counts(_database_name(url))
+                polls = 1  # each list_runs below is one read transaction, not the run's
                 start = time.perf_counter()
                 for _ in range(runs):
                     await runtime.start_run(TENANT, "bench", {})
                 while await runtime.list_runs(TENANT, statuses=["running", "waiting"], limit=1):
+                    polls += 1
                     if any(p.poll() is not None for p in procs):
                         raise RuntimeError(f"a worker died: see {logs}")
                     await asyncio.sleep(0.01)
@@ -187,13 +232,24 @@ async def one_repetition(engine: str, workers: int, runs: int, steps: int, folde
                 proc.wait(timeout=120)
             for f in files:
                 f.close()
+        # The producer's start_run transactions count (they are the run's); its polls
+        # for the end do not. Worker start-up and shutdown fall outside the window.
+        after = await _counts(_database_name(url))
+        transactions_per_run = (after.transactions - before.transactions - polls) / runs
+        commits_per_run = (after.xids - before.xids) / runs
         handled, latencies = _latencies(logs)
         for log in logs:
             log.unlink()
     quantiles = statistics.quantiles(latencies, n=100)
     return Sample(messages_per_s=handled / elapsed,
                   events_per_s=sum(r.version for r in done) / elapsed,
-                  p50_ms=quantiles[49], p99_ms=quantiles[98], raw_commit_per_s=raw)
+                  p50_ms=quantiles[49], p99_ms=quantiles[98], raw_commit_per_s=raw,
+                  runs_per_s=runs / elapsed, commits_per_run=commits_per_run,
+                  transactions_per_run=transactions_per_run)
+
+
+def _database_name(url: str) -> str:
+    return url.split("?", 1)[0].rsplit("/", 1)[1]
 
 
 def _figure(values: list[float], digits: int = 0) -> str:
@@ -216,8 +272,11 @@ async def main() -> None:
     print(f"e2e: {runs} runs x {args.steps} no-op actions per repetition, "
           f"{args.repeat} repetitions; workers: 4 consumers, batch 4")
     print("| engine | workers | msg/s | min-max | events/s | min-max | p50 ms | min-max "
-          "| p99 ms | min-max | raw commit/s | min-max | msg/s / raw | min-max |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| p99 ms | min-max | raw commit/s | min-max | msg/s / raw | min-max "
+          "| runs/s | min-max | transactions/run | min-max | commits/run | min-max "
+          "| runs/s / (raw / commits) | min-max |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:"
+          "|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "bench"
         folder.mkdir()
@@ -238,7 +297,11 @@ async def main() -> None:
                           f"| {_figure([s.p50_ms for s in samples], 1)} "
                           f"| {_figure([s.p99_ms for s in samples], 1)} "
                           f"| {_figure([s.raw_commit_per_s for s in samples])} "
-                          f"| {_figure([s.ratio for s in samples], 2)} |", flush=True)
+                          f"| {_figure([s.ratio for s in samples], 2)} "
+                          f"| {_figure([s.runs_per_s for s in samples], 1)} "
+                          f"| {_figure([s.transactions_per_run for s in samples], 1)} "
+                          f"| {_figure([s.commits_per_run for s in samples], 1)} "
+                          f"| {_figure([s.commit_ratio for s in samples], 2)} |", flush=True)
 
 
 if __name__ == "__main__":
