@@ -178,7 +178,8 @@ class AuditRecord:
     position: int = 0
 
 
-MessageKind = Literal["advance", "deliver", "route_event", "execute_action", "admit_runs"]
+MessageKind = Literal["advance", "deliver", "route_event", "execute_action", "admit_runs",
+                      "start_child", "cancel_child"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -188,8 +189,9 @@ class Message:
     Attributes:
         id: Unique message id (set by the producer; used for de-duplication).
         kind: ``advance`` a run, ``deliver`` an input to a run, ``route_event`` (resolve
-            an external event's correlation), ``execute_action``, or ``admit_runs``
-            (resume the tenant's oldest runs paused for quota while it has capacity).
+            an external event's correlation), ``execute_action``, ``admit_runs``
+            (resume the tenant's oldest runs paused for quota while it has capacity),
+            ``start_child`` or ``cancel_child`` (a parent run's child, by its derived id).
         tenant: Owning tenant.
         run_id: Target run, when known.
         body: Kind-specific JSON payload.

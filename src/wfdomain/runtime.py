@@ -141,11 +141,16 @@ class Ports:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StuckRun:
-    """A run that is not finished and not being driven, with the reason."""
+    """A run that is not finished and not being driven, with the reason.
+
+    ``timer_overdue``: one of its timers is overdue past the threshold (the worker service
+    then schedules its timers again, see ``Runtime.reschedule_timers``).
+    """
 
     run: RunSummary
     reason: str
     idle_for: timedelta
+    timer_overdue: bool = False
 
 
 class _ForeignRunError(WorkflowEngineError):
@@ -395,6 +400,29 @@ class Runtime:
         await self._audit(tenant, "run.resumed", run_id, {"commands": len(commands)})
         return len(commands)
 
+    async def reschedule_timers(self, tenant: str, run_id: str) -> int:
+        """Schedule the run's open timers again; return how many.
+
+        For a scheduler that lost what it held (a Redis restarted without persistence):
+        the run's state still lists its timers. Safe to repeat, unlike ``resume_run``: a
+        timer is scheduled under its own key (scheduling replaces), and a timer that
+        fires after it already fired is ignored by the run. The worker service calls this
+        for every run whose timer is overdue past the stuck threshold.
+
+        Raises:
+            RunNotFoundError: unknown to this tenant.
+        """
+        state = await self.get_state(tenant, run_id)
+        if state.finished:
+            return 0
+        timers = [cmd.StartTimer(timer_id=timer_id, fire_at=timer.fire_at)
+                  for timer_id, timer in state.timers.items()]
+        await self._carry_out(state, timers)
+        if timers:
+            await self._audit(tenant, "run.timers_rescheduled", run_id,
+                              {"timers": sorted(state.timers)})
+        return len(timers)
+
     async def admit_paused_runs(self, tenant: str) -> int:
         """Resume the tenant's oldest ``paused_for_quota`` runs while it has capacity.
 
@@ -505,14 +533,18 @@ class Runtime:
         for run in await self.ports.events.list_runs(tenant, statuses=["running", "waiting"],
                                                      limit=10_000):
             idle = now - run.last_progress_at
+            overdue = run.next_due_at is not None and now - run.next_due_at > threshold
             if run.status == "running" and idle > threshold:
                 reason = (f"no progress for {int(idle.total_seconds())}s: no worker is "
                           f"processing queue {run.queue!r} on engine {run.engine!r}, or a "
                           "message was lost")
-                stuck.append(StuckRun(run=run, reason=reason, idle_for=idle))
-            elif run.next_due_at is not None and now - run.next_due_at > threshold:
+                stuck.append(StuckRun(run=run, reason=reason, idle_for=idle,
+                                      timer_overdue=overdue))
+            elif overdue:
+                assert run.next_due_at is not None
                 reason = f"timer due at {run.next_due_at.isoformat()} has not fired"
-                stuck.append(StuckRun(run=run, reason=reason, idle_for=now - run.next_due_at))
+                stuck.append(StuckRun(run=run, reason=reason, idle_for=now - run.next_due_at,
+                                      timer_overdue=True))
         return stuck
 
     # -- worker side --------------------------------------------------------------------
@@ -628,6 +660,13 @@ class Runtime:
                 await admit_runs(self, message.tenant)
             case "execute_action":
                 await self._execute_action(message)
+            case "start_child":
+                assert message.run_id is not None
+                await self._start_child(message.tenant, message.run_id, message.body)
+            case "cancel_child":
+                with contextlib.suppress(RunFinishedError, RunNotFoundError):
+                    await self.cancel_run(message.tenant, message.body["child_run_id"],
+                                          reason=message.body["reason"])
 
     async def _route_event(self, message: Message) -> None:
         body, tenant = message.body, message.tenant
@@ -835,10 +874,23 @@ class Runtime:
                                                  error=command.error)
                     messages.append(self._message("deliver", tenant, command.parent_run_id,
                                                   {"input": encode_input(finished)}))
+                case cmd.StartChildRun():
+                    messages.append(self._message("start_child", tenant, run_id, {
+                        "child_run_id": command.child_run_id,
+                        "parent_step_key": command.parent_step_key,
+                        "definition_id": command.definition_id,
+                        "definition_version": command.definition_version,
+                        "input": command.input,
+                    }))
+                case cmd.CancelChildRun():
+                    messages.append(self._message("cancel_child", tenant, run_id, {
+                        "child_run_id": command.child_run_id,
+                        "reason": f"parent run {run_id} finished",
+                    }))
         return messages
 
     async def _carry_out(self, state: RunState, commands: Sequence[cmd.Command]) -> None:
-        """Carry out the commands that are not messages (see ``_follow_ups``)."""
+        """Carry out the commands that are not messages (timers; see ``_follow_ups``)."""
         tenant, run_id = state.tenant, state.run_id
         for command in commands:
             match command:
@@ -853,26 +905,23 @@ class Runtime:
                 case cmd.CancelTimer():
                     await self.ports.scheduler.cancel(
                         keys.timer_schedule_key(tenant, run_id, command.timer_id))
-                case cmd.StartChildRun():
-                    await self._start_child(state, command)
-                case cmd.CancelChildRun():
-                    with contextlib.suppress(RunFinishedError, RunNotFoundError):
-                        await self.cancel_run(tenant, command.child_run_id,
-                                              reason=f"parent run {run_id} finished")
 
-    async def _start_child(self, state: RunState, command: cmd.StartChildRun) -> None:
+    async def _start_child(self, tenant: str, parent_run_id: str, body: dict[str, Any]) -> None:
+        """Handle ``start_child``: recorded with the parent's append, so never lost."""
         try:
             await self.start_run(
-                state.tenant, command.definition_id, command.input,
-                version=command.definition_version, run_id=command.child_run_id,
-                parent=(state.run_id, command.parent_step_key),
+                tenant, body["definition_id"], body["input"],
+                version=body["definition_version"], run_id=body["child_run_id"],
+                parent=(parent_run_id, body["parent_step_key"]),
             )
         except RunAlreadyExistsError:
-            pass  # a redelivered decision: the child was started the first time
+            pass  # a redelivered message: the child was started the first time
         except WorkflowEngineError as e:
-            failed = cmd.ChildFinished(child_run_id=command.child_run_id, status="failed",
+            if e.retryable:
+                raise  # left pending: started when the message comes back
+            failed = cmd.ChildFinished(child_run_id=body["child_run_id"], status="failed",
                                        error=e.to_dict())
-            await self._enqueue("deliver", state.tenant, state.run_id,
+            await self._enqueue("deliver", tenant, parent_run_id,
                                 {"input": encode_input(failed)})
 
     # -- helpers ------------------------------------------------------------------------

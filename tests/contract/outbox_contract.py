@@ -15,7 +15,16 @@ from typing import Any, cast
 
 import pytest
 
-from tests.contract.engine_helpers import T0, RecordingActions, action, doc, register, ret
+from tests.contract.engine_helpers import (
+    CHILD_ECHO,
+    T0,
+    RecordingActions,
+    action,
+    child_parent,
+    doc,
+    register,
+    ret,
+)
 from tests.contract.engine_helpers import TENANT as ENGINE_TENANT
 from tests.contract.helpers import TENANT, audit, envelope, envelopes, message, summary
 from wfadapters.memory import ManualClock
@@ -183,6 +192,31 @@ class OutboxContract:
                 break
         run = await runtime.get_run(ENGINE_TENANT, "run-1")
         assert (run.status, actions.count("double")) == ("completed", 1)
+
+    async def test_crash_after_the_append_that_starts_a_child_loses_no_child(
+        self, outbox: OutboxHarness
+    ) -> None:
+        actions = RecordingActions()
+        runtime = Runtime(outbox.ports, actions.registry)
+        await register(runtime, CHILD_ECHO, child_parent("child_echo"))
+        await runtime.start_run(ENGINE_TENANT, "parent", {"x": 7}, run_id="run-1")
+        await outbox.relay()
+        crashing = _CrashAfterAppend(outbox.ports.events)
+        doomed = Runtime(replace(outbox.ports, events=cast(EventStore, crashing)),
+                         actions.registry)
+        # The parent's append that starts its child step commits; the worker dies before
+        # doing anything else. The child's start went into the outbox with that append.
+        with pytest.raises(SystemExit):
+            await doomed.work_once()
+        for _ in range(20):
+            await outbox.relay()
+            if not await runtime.run_until_idle():
+                break
+        parent = await runtime.get_run(ENGINE_TENANT, "run-1")
+        children = [r for r in await runtime.list_runs(ENGINE_TENANT)
+                    if r.parent_run_id == "run-1"]
+        assert (parent.status, [c.status for c in children]) == ("completed", ["completed"])
+        assert (await runtime.get_state(ENGINE_TENANT, "run-1")).output == {"child_got": 7}
 
     async def test_due_timer_that_cannot_be_recorded_fires_later(
         self, outbox: OutboxHarness

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import json
+import logging
 import uuid
 from datetime import timedelta
 
@@ -25,7 +28,8 @@ from wfadapters.redis import RedisConnection, RedisLock
 from wfadapters.sql.event_store import SqlEventStore
 from wfadapters.system import SystemClock
 from wfapps.bootstrap import open_runtime
-from wfapps.settings import Settings
+from wfapps.settings import Settings, WorkerSettings
+from wfapps.worker import JsonFormatter, WorkerService
 from wfdomain.errors import ConcurrencyConflictError, LeaseLostError, StorageUnavailableError
 from wfdomain.records import Message
 from wfdomain.runtime import Runtime, RuntimeSettings
@@ -77,6 +81,64 @@ async def test_redis_restart_with_runs_in_flight_loses_no_run(
             assert await bundle.outbox.count() == 0  # everything handled was cleared
         finally:
             await conn.close()
+
+
+async def test_timers_a_redis_restart_lost_fire_once_the_worker_reschedules_them(
+    redis_server: RedisServer, postgres_dsn: str  # noqa: F811
+) -> None:
+    napper = doc("napper", [{"type": "sleep", "id": "nap", "seconds": 60},
+                            action("double", {"n": 1}, id="a"), ret("steps.a.n")])
+    clock = ManualClock(T0)
+    async with postgres_database(postgres_dsn) as db:
+        conn = RedisConnection.open(redis_server.url, prefix="wf")
+        try:
+            bundle = postgres_redis(db, conn, clock)
+            actions = RecordingActions()
+            rt = Runtime(bundle.ports, actions.registry,
+                         RuntimeSettings(engine="test", stuck_after=timedelta(seconds=30)))
+            await register(rt, napper)
+            run_ids = [(await rt.start_run(TENANT, "napper", run_id=f"run-{i}")).run_id
+                       for i in range(3)]
+            await rt.run_until_idle()
+            assert [(await rt.get_run(TENANT, r)).status for r in run_ids] == ["waiting"] * 3
+            redis_server.stop()
+            redis_server.start()  # empty: the three scheduled timers are gone
+            clock.advance(timedelta(seconds=120))  # due 60 s ago: past the 30 s threshold
+            with contextlib.suppress(StorageUnavailableError):
+                await rt.tick()  # the pooled connection finds the server gone, once
+            assert await rt.tick() == 0  # nothing left to fire on its own
+            logger, logs = _json_logger()
+            service = WorkerService(rt, WorkerSettings(
+                concurrency=2, metrics_port=0, poll_interval_s=0.01, tick_interval_s=0.01,
+                stuck_check_interval_s=0.05, gauge_interval_s=0.05, shutdown_grace_s=10,
+                tenants=(TENANT,)), logger=logger)
+            serving = asyncio.create_task(service.run())
+            try:
+                for _ in range(1200):  # polling the service for at most a minute
+                    if await _finished(rt, run_ids):
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                service.stop()
+                await asyncio.wait_for(serving, 30)
+            assert actions.count("double") == 3
+            rescheduled = [json.loads(line) for line in logs.getvalue().splitlines()
+                           if '"msg":"run.timers_rescheduled"' in line]
+            # A run may be rescheduled twice before its timer's append lands: harmless.
+            assert sorted({r["run_id"] for r in rescheduled}) == run_ids
+        finally:
+            await conn.close()
+
+
+def _json_logger() -> tuple[logging.Logger, io.StringIO]:
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger(f"wf.test.{id(buffer)}")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger, buffer
 
 
 async def test_fencing_tokens_keep_increasing_across_a_redis_restart(

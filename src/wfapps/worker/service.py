@@ -217,6 +217,12 @@ class WorkerService:
                     definition_id=item.run.definition_id,
                     idle_s=round(item.idle_for / timedelta(seconds=1), 3),
                     reason=item.reason))
+                if item.timer_overdue:
+                    # The scheduler lost it (a Redis restart without persistence): the
+                    # run's state still has it, and scheduling it again is idempotent.
+                    count = await self.runtime.reschedule_timers(tenant, item.run.run_id)
+                    self.log.info("run.timers_rescheduled", extra=log_fields(
+                        tenant=tenant, run_id=item.run.run_id, timers=count))
 
     async def _refresh_gauges(self) -> None:
         stream, group = self.runtime.ports.stream, self.runtime.settings.group
