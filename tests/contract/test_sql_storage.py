@@ -18,7 +18,7 @@ from sqlalchemy.util import await_only
 import wfadapters.sql.queue_schema
 import wfadapters.sql.schema  # noqa: F401 - registers the tables on the metadata
 from tests.contract.event_store_contract import create
-from tests.contract.helpers import TENANT, envelope, envelopes, summary
+from tests.contract.helpers import TENANT, envelope, envelopes, summary, wait
 from tests.contract.sql_fixtures import postgres_database, sqlite_database
 from wfadapters.sql.database import Database
 from wfadapters.sql.event_store import SqlEventStore
@@ -211,32 +211,40 @@ async def test_unopenable_sqlite_file_is_unavailable(tmp_path: Path) -> None:
 Lose = Callable[[Connection, Any], None]
 
 
-def _on_events_insert(db: Database, lose: Lose) -> None:
-    """Run ``lose`` on the connection and cursor right after they inserted events (once)."""
+def _on_statement(db: Database, lose: Lose, starts: str, *, when: str = "after") -> None:
+    """Run ``lose`` on the connection and cursor around the first statement that starts
+    with ``starts`` (``when``: ``before`` or ``after`` it executes)."""
     fired = False
 
-    def after(conn: Connection, cursor: Any, statement: str, *_: Any) -> None:
+    def hook(conn: Connection, cursor: Any, statement: str, *_: Any) -> None:
         nonlocal fired
-        if not fired and statement.lstrip().upper().startswith("INSERT INTO WF_EVENTS"):
+        if not fired and statement.lstrip().upper().startswith(starts):
             fired = True
             lose(conn, cursor)
 
-    event.listen(db.engine.sync_engine, "after_cursor_execute", after)
+    event.listen(db.engine.sync_engine, f"{when}_cursor_execute", hook)
 
 
 async def _assert_lost_append_stored_nothing(
-    db: Database, lose: Lose
+    db: Database, lose: Lose, *, starts: str = "INSERT INTO WF_EVENTS", when: str = "after",
 ) -> None:
+    """An append whose connection is lost stores nothing; the same Database recovers.
+
+    The append opens a wait, so it takes the transaction path: the one-statement path of
+    Postgres (``_one_statement``) is covered by ``starts="WITH RUN AS"``, ``when="before"``.
+    """
     store = SqlEventStore(db)
     await create(store, summary("run-1", 1))
-    _on_events_insert(db, lose)
+    _on_statement(db, lose, starts, when=when)
+    waits = [wait("paid", "o-1")] if starts != "WITH RUN AS" else []
     with pytest.raises(StorageUnavailableError) as raised:
         await store.append(envelopes("run-1", 2, 4), expected_version=1,
-                           summary=summary("run-1", 4, status="completed"))
+                           summary=summary("run-1", 4, waits=waits))
     assert raised.value.retryable
     # The same Database recovers: the pool replaces the dead connection.
     assert [e.version for e in await store.read(TENANT, "run-1")] == [1]
     assert await store.get_run(TENANT, "run-1") == summary("run-1", 1)
+    assert await store.find_waits(TENANT, "paid", "o-1") == []
 
 
 async def test_sqlite_connection_closed_mid_append_stores_nothing(tmp_path: Path) -> None:
@@ -266,6 +274,28 @@ async def test_postgres_backend_terminated_mid_append_stores_nothing(postgres_ds
     try:
         async with postgres_database(postgres_dsn) as db:
             await _assert_lost_append_stored_nothing(db, terminate)
+    finally:
+        await killer.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgres_backend_terminated_before_a_one_statement_append_stores_nothing(
+    postgres_dsn: str,
+) -> None:
+    killer = Database.open(postgres_dsn)
+
+    async def kill(pid: int) -> None:
+        async with killer.transaction() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    def terminate(conn: Connection, _cursor: Any) -> None:
+        pid = conn.connection.dbapi_connection._connection.get_server_pid()  # type: ignore[union-attr]
+        await_only(kill(pid))
+
+    try:
+        async with postgres_database(postgres_dsn) as db:
+            await _assert_lost_append_stored_nothing(db, terminate, starts="WITH RUN AS",
+                                                     when="before")
     finally:
         await killer.dispose()
 

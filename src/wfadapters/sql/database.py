@@ -96,6 +96,24 @@ class Database:
                     yield conn
                     await self._check_commit(conn, read_only)
 
+    @asynccontextmanager
+    async def single_statement(self) -> AsyncIterator[AsyncConnection]:
+        """A Postgres connection for ONE statement, which is then its own transaction.
+
+        Without ``BEGIN`` and ``COMMIT`` the statement costs one round trip instead of
+        three; it is atomic as any statement is. Running two statements on it gives two
+        transactions: callers must not.
+
+        Raises:
+            ValueError: on SQLite (``transaction`` is the only way there).
+        """
+        if self.is_sqlite:
+            raise ValueError("single_statement is for Postgres")
+        with translated(self.address):
+            async with self.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield conn
+
     async def _check_commit(self, conn: AsyncConnection, read_only: bool) -> None:
         if self.is_sqlite and not read_only:
             # SQLAlchemy's aiosqlite adapter skips COMMIT when its aiosqlite connection is

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wfadapters.sql import _rows
 from wfadapters.sql._append import already_stored, check_task_ids_free, replace_index
 from wfadapters.sql._errors import is_unique_violation
+from wfadapters.sql._one_statement import SINGLE_APPEND, single_append_params
 from wfadapters.sql.database import Database
 from wfadapters.sql.queue_schema import message_to_json, wf_outbox, wf_stream
 from wfadapters.sql.schema import (
@@ -143,6 +144,7 @@ class SqlEventStore:
             if outbox == "stream" and not db.is_sqlite else None
         )
         self._insert: Callable[..., Any] = sqlite_insert if db.is_sqlite else postgres_insert
+        self._single_append = not db.is_sqlite
         # Built once: a statement built per call pays SQLAlchemy's cache-key walk every
         # time (measured at a third of an append's time in bench/storage.py).
         where = (wf_runs.c.tenant == bindparam("w_tenant")) & (
@@ -215,6 +217,12 @@ class SqlEventStore:
         run_row = _rows.run_row(summary, fencing_token)
         outbox = self._outbox_rows(messages, result)
         try:
+            if (self._single_append and expected_version > 0 and admission is None
+                    and not summary.waits and not summary.human_tasks
+                    and (not outbox.rows or self._outbox == "table")
+                    and await self._append_in_one_statement(rows, run_row,
+                                                            expected_version, outbox)):
+                return summary.version, True
             async with self._db.transaction() as conn:
                 if admission is not None and not await self._admits(conn, summary, admission):
                     if rows and await already_stored(conn, rows):
@@ -235,6 +243,26 @@ class SqlEventStore:
             # Two writers created the same run at once: neither saw a runs row to lock,
             # and the unique (tenant, run_id, version) index let only one of them in.
             raise ConcurrencyConflictError(summary.run_id, expected_version, None) from e
+
+    async def _append_in_one_statement(
+        self, rows: list[dict[str, Any]], run_row: dict[str, Any], expected_version: int,
+        outbox: _Outbox,
+    ) -> bool:
+        """Try the common append as one statement (``_one_statement``); False: not done.
+
+        False means nothing was written, and the caller's full path decides why.
+        """
+        result = None
+        if outbox.result is not None:
+            r = outbox.result
+            result = {"result_key": r.result_key, "idempotency_key": r.idempotency_key,
+                      "ok": r.ok, "outcome": {"output": r.output, "error": r.error}}
+        params = single_append_params(rows, run_row, expected_version, outbox.rows, result)
+        async with self._db.single_statement() as conn:
+            matched = (await conn.execute(SINGLE_APPEND, params)).scalar_one()
+        if matched:
+            outbox.written = True
+        return bool(matched)
 
     async def _admits(
         self, conn: AsyncConnection, summary: RunSummary, admission: Admission

@@ -1,0 +1,121 @@
+"""The common Postgres append as one statement: no BEGIN, no COMMIT, one round trip.
+
+Most appends (a step starting, an action reporting) change a run that exists, open no wait
+or human task, and record their messages in ``wf_outbox``. For them ``SqlEventStore``
+first tries this statement, autocommitted: data-modifying CTEs update the run row under
+the version and fencing checks, and only when that matched insert the events, the
+outbox rows and the action outcome, and clear the run's wait and task lookups. A
+statement is atomic, so all of it commits or none does.
+
+Whenever the run row does not match (a version conflict, a retry of a stored batch, a
+stale fencing token) or the outcome's key is already in the ledger, the statement writes
+nothing and the store takes its full path in a transaction, which then tells those cases
+apart exactly as before. Every worker of the Postgres + Redis engine pays for each network
+write (measured on these machines: a third of a worker's busy time was in socket sends),
+and this turns the six writes of such an append (BEGIN, UPDATE, three INSERTs, COMMIT)
+into one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from sqlalchemy import TextClause, text
+
+from wfadapters.sql.queue_schema import wf_outbox
+from wfadapters.sql.schema import wf_action_results, wf_events, wf_human_tasks, wf_runs, wf_waits
+
+__all__ = ["SINGLE_APPEND", "single_append_params"]
+
+# The run row's columns an append replaces, with their Postgres types for the casts that
+# let the server type every parameter (asyncpg prepares the statement).
+_RUN_COLUMNS: Final = (
+    ("definition_id", "TEXT"), ("definition_version", "INTEGER"),
+    ("definition_hash", "TEXT"), ("status", "TEXT"), ("engine", "TEXT"), ("queue", "TEXT"),
+    ("version", "INTEGER"), ("created_at", "BIGINT"), ("last_progress_at", "BIGINT"),
+    ("next_due_at", "BIGINT"), ("parent_run_id", "TEXT"), ("replay_of", "TEXT"),
+    ("error", "JSON"), ("waits", "JSON"), ("human_tasks", "JSON"),
+)
+_JSON_COLUMNS: Final = frozenset(name for name, kind in _RUN_COLUMNS if kind == "JSON")
+
+_SET = ",\n    ".join(f"{name} = CAST(:v_{name} AS {kind})" for name, kind in _RUN_COLUMNS)
+
+SINGLE_APPEND: Final[TextClause] = text(f"""
+WITH run AS (
+  UPDATE {wf_runs.name} SET
+    {_SET},
+    fencing_token = COALESCE(CAST(:w_token AS BIGINT), fencing_token)
+  WHERE tenant = :w_tenant AND run_id = :w_run_id
+    AND version = CAST(:w_expected AS INTEGER)
+    AND (fencing_token IS NULL OR CAST(:w_token AS BIGINT) IS NULL
+         OR fencing_token <= CAST(:w_token AS BIGINT))
+    AND NOT EXISTS (SELECT 1 FROM {wf_action_results.name}
+                    WHERE result_key = CAST(:r_key AS TEXT))
+  RETURNING 1
+), clear_waits AS (
+  DELETE FROM {wf_waits.name}
+  WHERE tenant = :w_tenant AND run_id = :w_run_id AND EXISTS (SELECT 1 FROM run)
+), clear_tasks AS (
+  DELETE FROM {wf_human_tasks.name}
+  WHERE tenant = :w_tenant AND run_id = :w_run_id AND EXISTS (SELECT 1 FROM run)
+), events AS (
+  INSERT INTO {wf_events.name} (tenant, run_id, version, type, at, data)
+  SELECT :w_tenant, :w_run_id, e.version, e.type, e.at, CAST(e.data AS JSON)
+  FROM run, unnest(CAST(:e_versions AS INTEGER[]), CAST(:e_types AS TEXT[]),
+                   CAST(:e_ats AS BIGINT[]), CAST(:e_datas AS TEXT[]))
+       AS e(version, type, at, data)
+), outbox AS (
+  INSERT INTO {wf_outbox.name} (message_id, message, created_at)
+  SELECT o.message_id, CAST(o.message AS JSON), o.created_at
+  FROM run, unnest(CAST(:o_ids AS TEXT[]), CAST(:o_messages AS TEXT[]),
+                   CAST(:o_created AS BIGINT[]))
+       AS o(message_id, message, created_at)
+), result AS (
+  INSERT INTO {wf_action_results.name} (result_key, idempotency_key, ok, outcome)
+  SELECT CAST(:r_key AS TEXT), CAST(:r_idempotency_key AS TEXT), CAST(:r_ok AS BOOLEAN),
+         CAST(:r_outcome AS JSON)
+  FROM run WHERE CAST(:r_key AS TEXT) IS NOT NULL
+)
+SELECT count(*) AS matched FROM run
+""")
+
+
+def _json(value: Any) -> str:
+    # What SQLAlchemy's JSON type writes (json.dumps, None as JSON null), so a row written
+    # here reads back exactly like one written by the full path.
+    return json.dumps(value)
+
+
+def single_append_params(
+    rows: list[dict[str, Any]], run_row: dict[str, Any], expected_version: int,
+    outbox_rows: list[dict[str, Any]], result: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The parameters of ``SINGLE_APPEND``.
+
+    Args:
+        rows: Event rows (``_rows.event_row``).
+        run_row: The run row (``_rows.run_row``).
+        expected_version: The version the run must be at.
+        outbox_rows: ``wf_outbox`` rows (message_id, message, created_at).
+        result: The ledger row to insert (result_key, idempotency_key, ok, outcome), or
+            None.
+    """
+    params: dict[str, Any] = {
+        f"v_{name}": _json(run_row[name]) if name in _JSON_COLUMNS else run_row[name]
+        for name, _ in _RUN_COLUMNS
+    }
+    params.update(
+        w_tenant=run_row["tenant"], w_run_id=run_row["run_id"], w_expected=expected_version,
+        w_token=run_row["fencing_token"],
+        e_versions=[r["version"] for r in rows], e_types=[r["type"] for r in rows],
+        e_ats=[r["at"] for r in rows], e_datas=[_json(r["data"]) for r in rows],
+        o_ids=[r["message_id"] for r in outbox_rows],
+        o_messages=[_json(r["message"]) for r in outbox_rows],
+        o_created=[r["created_at"] for r in outbox_rows],
+        r_key=None, r_idempotency_key=None, r_ok=None, r_outcome=None,
+    )
+    if result is not None:
+        params.update(r_key=result["result_key"], r_idempotency_key=result["idempotency_key"],
+                      r_ok=result["ok"], r_outcome=_json(result["outcome"]))
+    return params
