@@ -19,8 +19,9 @@ from wfapps.cli_common import (
     settings_for,
 )
 from wfapps.loading import load_package
+from wfapps.moving import move_out
 from wfapps.settings import Settings
-from wfapps.views import local, public_url, run_json, target_of
+from wfapps.views import public_url, run_json, target_of
 from wfdomain.actions import ActionRegistry
 from wfdomain.moves import MoveResult
 
@@ -32,17 +33,17 @@ async def move_between(source: Settings, target: Settings, run_id: str,
     """Open both engines and move ``run_id`` from ``source`` to ``target``.
 
     ``actions`` must hold the run's actions: the target checks its definition before the
-    source gives the run up.
+    source gives the run up. A ``temporal://`` source needs a worker polling its queue
+    (``wf temporal-worker``): the run's workflow records the move itself.
 
     Raises:
-        UnsupportedOperationError: the source is not a local engine (runs leave Temporal
-            by export and import), or the run is part of an unfinished run tree.
+        UnsupportedOperationError: the run is part of an unfinished run tree, or it would
+            move between task queues of one Temporal namespace.
     """
     async with (open_engine(source, ActionRegistry()) as from_engine,
                 open_engine(target, actions) as to_engine):
-        runtime = local(from_engine, "moving a run out of an engine")
-        return await runtime.move_run(source.tenant, run_id, to_engine,
-                                      target_of(target, to_tenant))
+        return await move_out(from_engine, source.tenant, run_id, to_engine,
+                              target_of(target, to_tenant))
 
 
 def move(

@@ -4,7 +4,9 @@
 feeds every input (start, action outcome, timer, event, task decision, child result,
 cancel) to the same ``decide`` the local runtime calls, with ``workflow.now()`` as the
 logical time, and turns the decision's commands into Temporal commands (activities,
-timers, child workflows, signals). Nothing here interprets a step.
+timers, child workflows, signals). Nothing here interprets a step. The ``move`` update
+hands the run to another engine: ``RunMoved`` is recorded after every earlier input, and
+the workflow stops and completes with the run ``moved``.
 
 ``TenantWorkflow`` holds a tenant's definitions and audit log on one task queue, so a
 Temporal deployment needs no other server.
@@ -28,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.exceptions import (
         ActivityError,
         ApplicationError,
+        CancelledError,
         TimeoutError,
         WorkflowAlreadyStartedError,
     )
@@ -40,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from wfdomain.decide import DecisionContext, decide
     from wfdomain.definition import Definition, parse_definition
     from wfdomain.errors import ErrorCode, WorkflowEngineError
-    from wfdomain.events import RunStarted, WorkflowEvent
+    from wfdomain.events import RunMoved, RunStarted, WorkflowEvent
     from wfdomain.expressions import ExpressionLimits
     from wfdomain.inputs import decode_input, encode_input
     from wfdomain.projection import summarize
@@ -78,6 +81,7 @@ class RunWorkflow:
     """One run. Input: the run parameters built by ``TemporalEngine`` (JSON)."""
 
     def __init__(self) -> None:
+        # Inputs in arrival order; ("event", body) and ("move", body) are routed here.
         self._inbox: list[cmd.Input | tuple[str, dict[str, Any]]] = []
         self._state = RunState()
         self._envelopes: list[dict[str, Any]] = []
@@ -93,6 +97,7 @@ class RunWorkflow:
         self._params: dict[str, Any] = {}
         self._definition: Definition | None = None
         self._limits: ExpressionLimits | None = None
+        self._moved_to: dict[str, Any] | None = None
 
     # -- signals and queries -------------------------------------------------------------
     @workflow.signal(name="deliver")
@@ -109,6 +114,30 @@ class RunWorkflow:
     def cancel_request(self, body: dict[str, Any]) -> None:
         """Who cancels and why; the cancellation itself is Temporal's."""
         self._cancel_info = body
+
+    @workflow.update(name="move")
+    async def move(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Hand the run to another engine (``tenant``, ``engine``, ``queue``, ``moved_to``).
+
+        Queued behind the inputs that arrived before it, so each of them is decided
+        here first; then ``RunMoved`` is recorded, nothing more is executed, and the
+        workflow completes. Returns the run's summary: ``moved``, or the final status of
+        a run that finished before its turn came (the caller then copies it).
+        """
+        if not self._state.finished:
+            self._inbox.append(("move", body))
+        await workflow.wait_condition(lambda: self._state.finished)
+        return {"summary": wire.encode_summary(summarize(self._state)),
+                "moved_to": self._moved_to}
+
+    @move.validator
+    def _may_move(self, body: dict[str, Any]) -> None:
+        # Rejected updates leave no trace in the history; repeating a move is accepted.
+        if self._moved_to is not None and self._moved_to["url"] != body["moved_to"]:
+            raise ApplicationError(
+                f"run {self._params.get('run_id')} was moved to {self._moved_to['url']}",
+                {"code": ErrorCode.RUN_MOVED, "moved_to": self._moved_to["url"]},
+                type=ErrorCode.RUN_MOVED, non_retryable=True)
 
     @workflow.query(name="history")
     def history(self) -> list[dict[str, Any]]:
@@ -159,8 +188,14 @@ class RunWorkflow:
                 self._publish()  # once per activation: the projection after all inputs
                 self._effects = [t for t in self._effects if not t.done()]
                 if (limit and not self._inbox and not self._tasks and not self._effects
+                        and self._moved_to is None
                         and workflow.info().get_current_history_length() > limit):
-                    await workflow.wait_condition(workflow.all_handlers_finished)
+                    # A move update waits on this loop: take its input instead of
+                    # waiting for it to finish (it never would).
+                    await workflow.wait_condition(
+                        lambda: workflow.all_handlers_finished() or bool(self._inbox))
+                    if self._inbox:
+                        continue
                     workflow.continue_as_new({
                         **params, "history": self._envelopes, "results": self._results,
                         "snapshot": encode_state(self._state)})
@@ -168,7 +203,12 @@ class RunWorkflow:
             self._on_cancel(definition)
             await self._drain()
             raise
+        if self._moved_to is not None:
+            self._refuse_after_move()
         await self._drain()
+        if self._moved_to is not None:
+            # The move update returns its summary before the workflow closes.
+            await workflow.wait_condition(workflow.all_handlers_finished)
         state = self._state
         if state.status == "failed":
             error = state.error or {}
@@ -192,7 +232,11 @@ class RunWorkflow:
 
     def _handle(self, definition: Definition, item: cmd.Input | tuple[str, dict[str, Any]]) -> None:
         if isinstance(item, tuple):
-            self._route(definition, item[1])
+            kind, body = item
+            if kind == "move":
+                self._move_out(body)
+            else:
+                self._route(definition, body)
             return
         try:
             decision = decide(definition, self._state, item, self._ctx())
@@ -301,6 +345,8 @@ class RunWorkflow:
             )
             outcome = {"ok": True, "output": output, "error": None}
         except ActivityError as e:
+            if self._moved_to is not None and isinstance(e.cause, CancelledError):
+                return  # cancelled by the move: the target runs the attempt again
             outcome = {"ok": False, "output": None,
                        "error": _activity_error(e, command.action, command.timeout_s)}
         finally:
@@ -398,6 +444,41 @@ class RunWorkflow:
             await handle.signal("audit", record)
         except Exception:
             workflow.logger.warning("audit record lost: %s", record)
+
+    # -- moving out ----------------------------------------------------------------------
+    def _move_out(self, body: dict[str, Any]) -> None:
+        """Record ``RunMoved`` and stop: no activity, timer or decision after it.
+
+        Action attempts in flight are cancelled and their outcomes ignored (the target
+        runs them again under the same idempotency key, as after a worker crash);
+        outcomes that arrived before the move are kept for the archive.
+        """
+        self._moved_to = {"url": body["moved_to"], "tenant": body["tenant"]}
+        self._record((RunMoved(at=workflow.now(), tenant=body["tenant"], engine=body["engine"],
+                               queue=body["queue"], moved_to=body["moved_to"]),))
+        for task in [*self._tasks.values(), *self._timers.values()]:
+            task.cancel()
+        self._timers.clear()
+        # Beside the summary, so a caller learns where the run went without a worker.
+        workflow.upsert_memo({"moved_to": self._moved_to})
+
+    def _refuse_after_move(self) -> None:
+        """Audit the inputs that arrived after the move: they belong to the target now."""
+        url = self._moved_to["url"] if self._moved_to else None
+        for item in self._inbox:
+            if isinstance(item, tuple):
+                kind, body = item
+                if kind == "move":
+                    continue
+                data: dict[str, Any] = {"input": {"type": kind, **body}}
+            elif isinstance(item, cmd.Advance | cmd.ReportOutcome | cmd.FireTimer):
+                continue  # the run's own work: the archive carries what it needs
+            else:
+                data = {"input": encode_input(item)}
+            self._effects.append(asyncio.create_task(self._audit("input.rejected", {
+                **data, "error": {"code": ErrorCode.RUN_MOVED,
+                                  "message": f"the run was moved to {url}"}})))
+        self._inbox.clear()
 
     # -- cancellation --------------------------------------------------------------------
     def _on_cancel(self, definition: Definition) -> None:
