@@ -6,13 +6,14 @@ command takes ``--json``.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from wfapps.bootstrap import open_engine, open_runtime
+from wfapps.bootstrap import open_engine
 from wfapps.cli_common import (
     EXIT_NEGATIVE,
     EngineOption,
@@ -26,7 +27,7 @@ from wfapps.cli_common import (
 )
 from wfapps.loading import load_package
 from wfapps.settings import Settings
-from wfapps.stuck import find_stuck, stuck_report
+from wfapps.stuck import find_stuck, stuck_report, unserved, unserved_json
 from wfapps.views import list_runs as list_views
 from wfapps.views import (
     list_tasks,
@@ -38,7 +39,6 @@ from wfapps.views import (
     timeline_json,
 )
 from wfdomain.actions import ActionRegistry
-from wfdomain.errors import UnsupportedOperationError
 
 __all__ = ["register"]
 
@@ -76,10 +76,18 @@ def list_runs(
 
 
 async def _show(settings: Settings, run_id: str) -> dict[str, Any]:
+    threshold = timedelta(seconds=settings.stuck_after_s)
     async with open_engine(settings, ActionRegistry()) as engine:
+        run = await engine.get_run(settings.tenant, run_id)
+        if await unserved(engine, run) is not None:
+            # A Temporal run no worker serves cannot be queried: show its summary.
+            definition = await engine.definition(settings.tenant, run.definition_id,
+                                                 run.definition_version)
+            return unserved_json(run, definition, now_of(engine),
+                                 await stuck_report(engine, run, threshold=threshold))
         view = await load_view(engine, settings.tenant, run_id)
         state = await engine.get_state(settings.tenant, run_id)
-        stuck = await stuck_report(engine, view.run)
+        stuck = await stuck_report(engine, view.run, threshold=threshold)
         data = run_json(view.run, now_of(engine), view.secrets)
         masked = state_json(state, view.secrets)
         return {**data, "input": masked["input"], "output": masked["output"],
@@ -102,6 +110,9 @@ def show(run_id: RunArg, engine: EngineOption = None, tenant: TenantOption = Non
                   markup=False)
     if data["stuck"]:
         out.print(f"STUCK ({data['stuck']['kind']}): {data['stuck']['reason']}", markup=False)
+    if data.get("history_available") is False:
+        out.print("history, input and output unavailable: Temporal answers queries about a "
+                  "run only through a worker, and none serves its task queue", markup=False)
     for wait in data["waits"]:
         out.print(f"waiting for event {wait['event_name']!r} key {wait['correlation_key']!r}",
                   markup=False)
@@ -287,12 +298,10 @@ def decide(
 
 
 async def _stuck(settings: Settings) -> list[dict[str, Any]]:
-    if settings.backend == "temporal":
-        raise UnsupportedOperationError(
-            "`wf stuck` scans a local engine's stores and audit log; on temporal:// look "
-            "for stuck workflows in the Temporal UI or CLI", details={"engine": "temporal"})
-    async with open_runtime(settings, ActionRegistry()) as runtime:
-        return [r.to_json() for r in await find_stuck(runtime, settings.tenant)]
+    async with open_engine(settings, ActionRegistry()) as engine:
+        found = await find_stuck(engine, settings.tenant,
+                                 threshold=timedelta(seconds=settings.stuck_after_s))
+        return [r.to_json() for r in found]
 
 
 def stuck(engine: EngineOption = None, tenant: TenantOption = None,

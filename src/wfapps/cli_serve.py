@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -48,7 +49,8 @@ async def _serve(settings: Settings, keys_settings: Settings, folders: list[Path
     async with (open_engine(settings, actions, embedded_worker=worker) as engine,
                 open_api_keys(keys_settings) as keys):
         app = create_app(engine, keys, actions=actions, definitions=definitions,
-                         options=ApiOptions(max_body_bytes=max_body, move_targets=targets),
+                         options=ApiOptions(max_body_bytes=max_body, move_targets=targets,
+                                            stuck_after=timedelta(seconds=settings.stuck_after_s)),
                          embedded_worker=worker)
         config = uvicorn.Config(app, host=host, port=port, log_level="info",
                                 lifespan="on", access_log=True)

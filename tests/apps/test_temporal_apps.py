@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.apps.conftest import VAULT
-from tests.apps.test_cli import data, one_line_error, wf
+from tests.apps.test_cli import data, wf
 from tests.contract.temporal_fixtures import (
     DevServer,
     engine_with_worker,
@@ -100,7 +100,7 @@ def test_the_cli_reads_and_controls_runs_on_temporal(temporal_url: str) -> None:
                     "--key", "none", "--json"))
     assert event["event_id"]
     assert len(data(wf(url, "timeline", rid, "--json"))["steps"]) == 2
-    one_line_error(wf(url, "stuck", code=3), "UNSUPPORTED")
+    assert wf(url, "stuck").stdout.strip() == "no stuck runs"  # served, within the threshold
 
 
 async def test_the_api_serves_a_temporal_engine(temporal_server: DevServer) -> None:  # noqa: F811
@@ -128,7 +128,7 @@ async def test_the_api_serves_a_temporal_engine(temporal_server: DevServer) -> N
             assert (shown["status"], shown["output"]) == ("completed",
                                                           {"order": "o-t1", "amount": 3})
             stuck = await client.get("/v1/stuck")
-            assert stuck.json()["error"]["code"] == "UNSUPPORTED"
+            assert (stuck.status_code, stuck.json()) == (200, [])
 
 
 async def test_a_run_moves_from_sqlite_to_temporal_and_finishes_there(

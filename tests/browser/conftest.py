@@ -1,7 +1,10 @@
 """A real ``wf serve`` (SQLite, embedded worker) and Debian's Chromium driven by Playwright.
 
-Chromium is found with ``shutil.which("chromium")``; without it the tests skip, or fail
-under ``WF_REQUIRE_SERVICES=1``. Screenshots go to ``artifacts/screenshots/`` (or
+``server`` works its queue in-process and limits tenant ``quota`` to one active run;
+``idle_server`` serves another SQLite file with no worker, so a run started there stays
+where the test leaves it (for the lease-expired banner). Chromium is found with
+``shutil.which("chromium")``; without it the tests skip, or fail under
+``WF_REQUIRE_SERVICES=1``. Screenshots go to ``artifacts/screenshots/`` (or
 ``WF_SCREENSHOT_DIR``).
 """
 
@@ -14,12 +17,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.apps.conftest import VAULT, run_async
 from tests.conftest import unavailable
@@ -33,20 +37,24 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 STUCK_AFTER_S = 1
+QUOTA_TENANT = "quota"
+"""The tenant ``server`` lets run one active run at a time (the others pause for quota)."""
 
 
 @dataclass(frozen=True)
 class Server:
-    """A served console: its address, engine URL, an API key of tenant acme, and the
-    engine it may move runs to (move target ``other``)."""
+    """A served console: its address, engine URL, an API key of tenant acme, the engine it
+    may move runs to (move target ``other``), and API keys of further tenants."""
 
     base: str
     engine_url: str
     key: str
     other_url: str
+    tenant_keys: dict[str, str] = field(default_factory=dict)
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {self.key}"},
+    def client(self, tenant: str = "acme") -> httpx.Client:
+        key = self.key if tenant == "acme" else self.tenant_keys[tenant]
+        return httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {key}"},
                             timeout=10)
 
 
@@ -79,29 +87,38 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("serve")
-    url = f"sqlite:///{folder / 'wf.db'}"
+@contextmanager
+def serve(folder: Path, *, worker: bool, tenants: tuple[str, ...] = ("acme",),
+          env: dict[str, str] | None = None, engine_url: str | None = None) -> Iterator[Server]:
+    """Run ``wf serve`` until the block ends, over ``engine_url`` or a new SQLite file in
+    ``folder`` (which then also holds the API keys: a ``temporal://`` engine keeps none)."""
+    url = engine_url or f"sqlite:///{folder / 'wf.db'}"
+    keys_url = url if engine_url is None else f"sqlite:///{folder / 'keys.db'}"
     other_url = f"sqlite:///{folder / 'other.db'}"
 
-    async def make_key() -> str:
-        async with open_api_keys(Settings.from_url(url)) as keys:
-            return (await create_api_key(keys, "acme", "browser tests", SystemClock().now()))[1]
+    async def make_keys() -> dict[str, str]:
+        async with open_api_keys(Settings.from_url(keys_url)) as keys:
+            return {tenant: (await create_api_key(keys, tenant, "browser tests",
+                                                  SystemClock().now()))[1]
+                    for tenant in tenants}
 
-    key = run_async(make_key())
+    made = run_async(make_keys())
     port = _free_port()
     log = folder / "serve.log"
-    env = {**os.environ, "WF_ENGINE_URL": url, "WF_STUCK_AFTER_S": str(STUCK_AFTER_S)}
+    served_env = {**os.environ, "WF_ENGINE_URL": url, "WF_STUCK_AFTER_S": str(STUCK_AFTER_S),
+                  **(env or {})}
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [str(Path(sys.executable).parent / "wf"), "serve", "--workflows", str(VAULT),
-             "--port", str(port), "--worker", "--move-target", f"other={other_url}"],
-            env=env, stdout=sink, stderr=subprocess.STDOUT)
+             "--port", str(port), *(["--worker"] if worker else []),
+             *(["--keys-engine", keys_url] if keys_url != url else []),
+             "--move-target", f"other={other_url}"],
+            env=served_env, stdout=sink, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base, process, log)
-        yield Server(base=base, engine_url=url, key=key, other_url=other_url)
+        yield Server(base=base, engine_url=url, key=made["acme"], other_url=other_url,
+                     tenant_keys=made)
     finally:
         process.terminate()
         try:
@@ -112,6 +129,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    limits = f'{{"{QUOTA_TENANT}": 1}}'
+    with serve(tmp_path_factory.mktemp("serve"), worker=True, tenants=("acme", QUOTA_TENANT),
+               env={"WF_TENANT_MAX_ACTIVE_RUNS_JSON": limits}) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def idle_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with serve(tmp_path_factory.mktemp("idle"), worker=False) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
 def browser(chromium: str) -> Iterator[Browser]:
     with sync_playwright() as p:
         launched = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
@@ -119,16 +150,29 @@ def browser(chromium: str) -> Iterator[Browser]:
         launched.close()
 
 
-@pytest.fixture
-def page(browser: Browser, server: Server) -> Iterator[Page]:
+# A shared CI machine can be slow to render: expectations wait as long as page actions.
+expect.set_options(timeout=15_000)
+
+
+@contextmanager
+def console(browser: Browser, base: str, key: str) -> Iterator[Page]:
+    """A console page at ``base`` using the API key ``key``."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     opened = context.new_page()
     opened.set_default_timeout(15_000)
-    opened.goto(f"{server.base}/console/")
-    opened.fill("#api-key", server.key)
+    opened.goto(f"{base}/console/")
+    opened.fill("#api-key", key)
     opened.click("text=Use key")
-    yield opened
-    context.close()
+    try:
+        yield opened
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: Server) -> Iterator[Page]:
+    with console(browser, server.base, server.key) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="session")

@@ -1,34 +1,39 @@
 """The operator console in Chromium: runs, versions, redaction, replay, cancel, the stuck
-banner and the human-task inbox, over a real ``wf serve`` on SQLite."""
+banners (no worker, lease expired), a run paused for quota and the human-task inbox, over a
+real ``wf serve`` on SQLite."""
 
 from __future__ import annotations
 
 import re
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.apps.conftest import VAULT, run_async
-from tests.browser.conftest import Server
+from tests.browser.conftest import QUOTA_TENANT, Server, console
 from wfapps import Settings, open_runtime
 from wfapps.loading import load_package
+from wfdomain.keys import run_lock_key
 
 SECRET = "tok-SECRET-9876"
 
 
-def start(server: Server, definition: str, run_input: Any) -> dict[str, Any]:
-    with server.client() as client:
+def start(server: Server, definition: str, run_input: Any,
+          tenant: str = "acme") -> dict[str, Any]:
+    with server.client(tenant) as client:
         response = client.post("/v1/runs", json={"definition_id": definition, "input": run_input})
         assert response.status_code == 201, response.text
         run: dict[str, Any] = response.json()
         return run
 
 
-def wait_for(server: Server, run_id: str, predicate: Any, what: str) -> dict[str, Any]:
+def wait_for(server: Server, run_id: str, predicate: Any, what: str,
+             tenant: str = "acme") -> dict[str, Any]:
     deadline = time.monotonic() + 20
-    with server.client() as client:
+    with server.client(tenant) as client:
         while time.monotonic() < deadline:
             run: dict[str, Any] = client.get(f"/v1/runs/{run_id}").json()
             if predicate(run):
@@ -172,3 +177,69 @@ def test_move_a_waiting_run_to_another_engine(
             return (await other.get_run("acme", run["run_id"])).status
 
     assert run_async(on_other()) == "waiting"
+
+
+def test_a_run_over_the_tenant_limit_is_paused_for_quota_until_a_slot_frees(
+        browser: Browser, server: Server, screenshots: Path) -> None:
+    active = start(server, "vault_wait", {"order": "o-q1", "card": "4111-4444"}, QUOTA_TENANT)
+    wait_for(server, active["run_id"], lambda r: r["status"] == "waiting", "to wait",
+             QUOTA_TENANT)
+    paused = start(server, "vault_wait", {"order": "o-q2", "card": "4111-5555"}, QUOTA_TENANT)
+    assert paused["status"] == "paused_for_quota"
+    with console(browser, server.base, server.tenant_keys[QUOTA_TENANT]) as page:
+        page.goto(page.url.split("#")[0] + "#/runs?status=paused_for_quota")
+        expect(page.locator("tr.run-row")).to_have_count(1)
+        row = page.locator(f"tr.run-row[data-run-id='{paused['run_id']}']")
+        expect(row.locator(".status")).to_have_text("paused for quota")
+        row.click()
+        expect(page.locator("#run-id")).to_have_text(paused["run_id"])
+        expect(page.locator("p .status")).to_have_text("paused for quota")
+        expect(page.locator("#quota-banner")).to_contain_text(
+            "Paused for quota: this tenant is at its limit of active runs")
+        page.screenshot(path=str(screenshots / "paused.png"), full_page=True)
+
+        # The active run ends: its slot goes to the paused run, which starts and waits.
+        open_run(page, active["run_id"])
+        page.click("#cancel")
+        expect(page.locator("#message")).to_have_text(
+            f"The engine cancelled run {active['run_id']}.")
+        wait_for(server, paused["run_id"], lambda r: r["status"] == "waiting", "admitted",
+                 QUOTA_TENANT)
+        open_run(page, paused["run_id"])
+        expect(page.locator("p .status")).to_have_text("waiting")
+        expect(page.locator("#quota-banner")).to_have_count(0)
+
+
+def test_a_run_whose_worker_died_mid_message_shows_the_lease_expired_banner(
+        browser: Browser, idle_server: Server, screenshots: Path) -> None:
+    # No worker serves this server's queue: the run stays running, its message unprocessed.
+    run = start(idle_server, "vault_access", {"user": "noor", "token": SECRET})
+    assert run["status"] == "running"
+
+    async def die_holding_the_lease() -> None:
+        # What a worker does before processing the run's message, then dies: it never
+        # releases, and its short lease runs out.
+        async with open_runtime(Settings.from_url(idle_server.engine_url),
+                               load_package(VAULT).actions) as runtime:
+            lease = await runtime.ports.lock.acquire(run_lock_key("acme", run["run_id"]),
+                                                     "worker-dead",
+                                                     ttl=timedelta(milliseconds=200))
+            assert lease is not None
+
+    run_async(die_holding_the_lease())
+    shown = wait_for(idle_server, run["run_id"],
+                     lambda r: r["stuck"] is not None and r["stuck"]["kind"] == "lease_expired",
+                     "stuck with lease_expired")
+    assert shown["stuck"]["details"]["holder"] == "worker-dead"
+    with console(browser, idle_server.base, idle_server.key) as page:
+        page.goto(page.url.split("#")[0] + "#/runs")
+        badge = page.locator(f"tr.run-row[data-run-id='{run['run_id']}'] .badge")
+        expect(badge).to_have_attribute("data-kind", "lease_expired")
+        open_run(page, run["run_id"])
+        banner = page.locator("#stuck-banner")
+        expect(banner).to_have_attribute("data-kind", "lease_expired")
+        expect(banner).to_contain_text("Stuck: lease expired (its worker died mid-message).")
+        expect(banner).to_contain_text(
+            f"(holder worker-dead, lease expired at {shown['stuck']['details']['expired_at']})")
+        expect(page.locator("p .status")).to_have_text("running")
+        page.screenshot(path=str(screenshots / "lease-expired.png"), full_page=True)

@@ -98,10 +98,10 @@ def test_cli_usage_error_is_2_and_engine_error_is_3() -> None:
     bad_json = CliRunner().invoke(app, ["run", str(EXAMPLES / "order_fulfilment"),
                                         "--input", "{not json"])
     assert bad_json.exit_code == 2
-    # `wf stuck` reads a local engine's audit log: refused on temporal:// before connecting.
-    unsupported = CliRunner().invoke(app, ["stuck", "--engine", "temporal://127.0.0.1:7233/x"])
-    assert unsupported.exit_code == 3
-    assert "UNSUPPORTED" in unsupported.output
+    # No Temporal frontend listens there: one line with the code, exit 3.
+    unreachable = CliRunner().invoke(app, ["stuck", "--engine", "temporal://127.0.0.1:1/x"])
+    assert unreachable.exit_code == 3
+    assert unreachable.output.startswith("error [STORAGE_UNAVAILABLE]")
 
 
 def test_cli_exports_a_waiting_run_and_imports_it_into_another_database(tmp_path: Path) -> None:

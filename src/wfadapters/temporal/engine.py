@@ -44,6 +44,7 @@ from wfdomain.codec import decode_envelope
 from wfdomain.commands import DecideTask
 from wfdomain.correlation import CorrelationResolver
 from wfdomain.definition import Definition, parse_definition
+from wfdomain.engine import Engine
 from wfdomain.errors import (
     DefinitionError,
     DefinitionNotFoundError,
@@ -59,6 +60,7 @@ from wfdomain.errors import (
 from wfdomain.events import RunStarted
 from wfdomain.expressions import ExpressionLimits
 from wfdomain.inputs import encode_input
+from wfdomain.moves import MoveResult, MoveTarget
 from wfdomain.projection import summarize
 from wfdomain.records import (
     AuditRecord,
@@ -74,8 +76,10 @@ from wfdomain.state import RunState, replay
 __all__ = ["CancelNotConfirmedError", "TemporalEngine", "TemporalSettings"]
 
 _KEYWORDS = (wire.SA_TENANT, wire.SA_STATUS, wire.SA_PARENT)
-# Finished runs are found by Temporal's own status (WfStatus is kept for open runs only).
-_CLOSED = {"completed": "Completed", "failed": "Failed", "cancelled": "Canceled"}
+# Finished runs are found by Temporal's own status (WfStatus is kept for open runs only);
+# a moved run's workflow completed (its summary, filtered below, says ``moved``).
+_CLOSED = {"completed": "Completed", "failed": "Failed", "cancelled": "Canceled",
+           "moved": "Completed"}
 
 
 class CancelNotConfirmedError(WorkflowEngineError):
@@ -97,6 +101,8 @@ class TemporalSettings:
         history_limit: Continue-as-new (carrying the run's history and a snapshot) once a
             run's Temporal history is longer than this many events; 0 never.
         cancel_timeout_s: How long ``cancel_run`` waits for Temporal to confirm.
+        move_timeout_s: How long ``move_run`` waits for Temporal to confirm that the
+            run's workflow recorded the move, and again that it closed.
         settle_timeout_s: Longest ``run_until_idle`` waits for work to settle.
         expression_limits: Guardrails of every expression evaluation, carried to the
             workflow with each run (the defaults when None).
@@ -108,6 +114,7 @@ class TemporalSettings:
     correlation_paths: Mapping[str, Sequence[str]] = field(default_factory=dict)
     history_limit: int = 2000
     cancel_timeout_s: float = 10.0
+    move_timeout_s: float = 30.0
     settle_timeout_s: float = 60.0
     expression_limits: ExpressionLimits | None = None
 
@@ -426,10 +433,14 @@ class TemporalEngine:
             "resume_run is not needed on Temporal: the server re-drives every open workflow")
 
     async def stuck_runs(self, tenant: str, *, older_than: Any = None) -> list[Any]:
-        """Refused: use Temporal's own tools (pending workflow tasks, task queue pollers)."""
-        raise UnsupportedOperationError(
-            "stuck_runs is not offered on Temporal: see `temporal task-queue describe` and "
-            "`temporal workflow describe` (docs/temporal.md)")
+        """Open runs not progressing past ``older_than`` (5 min when None), with the reason.
+
+        Returns ``TemporalStuckRun`` items (a ``StuckRun`` with ``kind`` and ``details``),
+        found from task queue pollers and each workflow's pending work (``temporal/stuck.py``).
+        """
+        from wfadapters.temporal import stuck  # its service requests load on first use
+
+        return list(await stuck.find_stuck(self, tenant, older_than=older_than))
 
     # -- moving runs (temporal/moves.py) ---------------------------------------------------
     async def export_run(self, tenant: str, run_id: str) -> dict[str, Any]:
@@ -451,6 +462,20 @@ class TemporalEngine:
                 ``resume=False`` for an unfinished run (a Temporal workflow runs at once).
         """
         return await moves.import_run(self, data, tenant=tenant, resume=resume)
+
+    async def move_run(self, tenant: str, run_id: str, target: Engine,
+                       where: MoveTarget) -> MoveResult:
+        """Move a run to ``target`` (any engine); its workflow here closes ``moved``.
+
+        The workflow records ``RunMoved`` (the ``move`` update) and completes; only once
+        Temporal confirms both is the run exported and imported there. Repeating the call
+        finishes an interrupted move. See ``moves.move_run`` for the errors.
+        """
+        return await moves.move_run(self, target, tenant, run_id, where)
+
+    async def mark_moved(self, tenant: str, run_id: str, where: MoveTarget) -> RunSummary:
+        """Only mark the run ``moved`` for ``where`` (the first half of ``move_run``)."""
+        return await moves.mark_moved(self, tenant, run_id, where)
 
     # -- queries -------------------------------------------------------------------------
     def _handle(self, tenant: str, run_id: str) -> WorkflowHandle[Any, Any]:
@@ -477,18 +502,23 @@ class TemporalEngine:
             await self._handle(tenant, run_id).signal(name, body)
         except RPCError as e:
             if e.status == RPCStatusCode.NOT_FOUND:
+                await self._require_open_run(tenant, run_id)  # RUN_MOVED when it moved
                 raise RunFinishedError(f"run {run_id} is no longer open") from None
             raise _unavailable(e) from e
         self._watch.add(wire.run_workflow_id(tenant, run_id))
 
+    async def _memo(self, tenant: str, run_id: str) -> dict[str, Any]:
+        memo: dict[str, Any] = await (await self._describe(tenant, run_id)).memo()
+        return memo
+
     async def get_run(self, tenant: str, run_id: str) -> RunSummary:
         """Return a run's projection (the workflow's memo)."""
-        description = await self._describe(tenant, run_id)
-        memo = await description.memo()
-        return wire.decode_summary(memo["summary"])
+        return wire.decode_summary((await self._memo(tenant, run_id))["summary"])
 
     async def _require_open_run(self, tenant: str, run_id: str) -> RunSummary:
         run = await self.get_run(tenant, run_id)
+        if run.status == "moved":
+            raise await moves.moved_error(self, run)
         if run.finished:
             raise RunFinishedError(f"run {run_id} is already {run.status}")
         return run

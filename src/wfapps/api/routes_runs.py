@@ -13,21 +13,23 @@ from wfapps.api.models import (
     ReplayRequest,
     StartRunRequest,
 )
-from wfapps.api.services import ServicesDep, TenantDep
+from wfapps.api.services import Services, ServicesDep, TenantDep
 from wfapps.bootstrap import open_engine
+from wfapps.moving import move_out
 from wfapps.settings import Settings
-from wfapps.stuck import find_stuck, stuck_report
+from wfapps.stuck import find_stuck, stuck_of, stuck_report, unserved, unserved_json
 from wfapps.views import list_runs as list_views
 from wfapps.views import (
     load_view,
-    local,
     now_of,
     run_json,
     state_json,
     target_of,
     timeline_json,
 )
+from wfdomain.definition import Definition
 from wfdomain.errors import ErrorCode, InputValidationError
+from wfdomain.records import RunSummary
 from wfdomain.redaction import mask
 from wfdomain.runtime import Runtime
 
@@ -65,24 +67,43 @@ async def list_runs(
     runs = await list_views(svc.engine, tenant, statuses=status, definition_id=definition_id,
                             limit=min(limit, svc.options.max_list), offset=offset)
     now = now_of(svc.engine)
-    stuck = ({r.run_id: r.to_json() for r in await find_stuck(svc.engine, tenant)}
-             if isinstance(svc.engine, Runtime) else {})
-    return {"runs": [{**run_json(r, now), "stuck": stuck.get(r.run_id)} for r in runs]}
+    stuck = await stuck_of(svc.engine, runs, threshold=svc.options.stuck_after)
+    return {"runs": [{**run_json(r, now), "stuck": None if r.run_id not in stuck
+                      else stuck[r.run_id].to_json()} for r in runs]}
 
 
 @router.get("/stuck")
 async def stuck_runs(svc: ServicesDep, tenant: TenantDep) -> list[dict[str, Any]]:
-    """Unfinished runs that are not progressing, with the reason."""
-    runtime = local(svc.engine, "the stuck-run scan (it reads the audit log)")
-    return [r.to_json() for r in await find_stuck(runtime, tenant)]
+    """Unfinished runs that are not progressing, with the reason (every engine)."""
+    return [r.to_json()
+            for r in await find_stuck(svc.engine, tenant, threshold=svc.options.stuck_after)]
+
+
+async def _unserved(svc: Services, tenant: str, run_id: str
+                    ) -> tuple[RunSummary, Definition] | None:
+    """A Temporal run no worker serves (so a query about it would wait until it times out)."""
+    if isinstance(svc.engine, Runtime):
+        return None  # a local engine's stores answer without a worker
+    run = await svc.engine.get_run(tenant, run_id)
+    if await unserved(svc.engine, run) is None:
+        return None
+    return run, await svc.engine.definition(tenant, run.definition_id, run.definition_version)
 
 
 @router.get("/runs/{run_id}")
 async def get_run(run_id: str, svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
-    """A run with its input and output (secrets masked) and why it is stuck, if it is."""
+    """A run with its input and output (secrets masked) and why it is stuck, if it is.
+
+    A Temporal run that no worker serves cannot be queried: it is shown from its summary,
+    without input and output (``history_available`` false).
+    """
+    if (no_worker := await _unserved(svc, tenant, run_id)) is not None:
+        run, definition = no_worker
+        stuck = await stuck_report(svc.engine, run, threshold=svc.options.stuck_after)
+        return unserved_json(run, definition, now_of(svc.engine), stuck)
     view = await load_view(svc.engine, tenant, run_id)
     state = state_json(await svc.engine.get_state(tenant, run_id), view.secrets)
-    stuck = await stuck_report(svc.engine, view.run)
+    stuck = await stuck_report(svc.engine, view.run, threshold=svc.options.stuck_after)
     return {**run_json(view.run, now_of(svc.engine), view.secrets),
             "input": state["input"], "output": state["output"],
             "secret_fields": list(view.definition.secret_fields),
@@ -98,7 +119,9 @@ async def history(run_id: str, svc: ServicesDep, tenant: TenantDep) -> list[dict
 
 @router.get("/runs/{run_id}/timeline")
 async def timeline(run_id: str, svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
-    """One row per step instance and one per event."""
+    """One row per step instance and one per event (none while no worker serves the run)."""
+    if await _unserved(svc, tenant, run_id) is not None:
+        return {"steps": [], "events": []}
     view = await load_view(svc.engine, tenant, run_id)
     return timeline_json(view.history, view.definition)
 
@@ -109,6 +132,10 @@ async def state_at(
     version: Annotated[int | None, Query(ge=1, description="After this event.")] = None,
 ) -> dict[str, Any]:
     """The run's state now, or as it was after event ``version`` (time travel)."""
+    if (no_worker := await _unserved(svc, tenant, run_id)) is not None:
+        run = no_worker[0]
+        return {"run_id": run.run_id, "status": run.status, "version": run.version,
+                "history_available": False}
     view = await load_view(svc.engine, tenant, run_id)
     at = view.run.version if version is None else min(version, view.run.version)
     return state_json(await svc.engine.state_at(tenant, run_id, at), view.secrets)
@@ -176,10 +203,10 @@ async def move(run_id: str, body: MoveRequest, svc: ServicesDep,
             f"no move target {body.target!r} (configured: "
             f"{', '.join(sorted(svc.options.move_targets)) or 'none'})",
             code=ErrorCode.INPUT_INVALID, path="target")
-    runtime = local(svc.engine, "moving a run out of an engine")
     settings = Settings.from_url(url, source=f"move target {body.target!r}")
     async with open_engine(settings, svc.actions) as target:
-        result = await runtime.move_run(tenant, run_id, target, target_of(settings, tenant))
+        result = await move_out(svc.engine, tenant, run_id, target,
+                                target_of(settings, tenant))
     now = now_of(svc.engine)
     return {"source": run_json(result.source, now), "target": run_json(result.target, now),
             "resumed": result.resumed, "to": body.target}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -30,12 +31,17 @@ class ApiOptions:
         move_targets: Engines runs may be moved to, by name (``POST /v1/runs/{id}/move``
             names one; a client never sends a URL, so it cannot point the server at an
             engine the operator did not list).
+        stuck_after: How long without progress makes a run stuck in the API's reports
+            and the console's banners (``WF_STUCK_AFTER_S`` under ``wf serve``); None
+            takes the engine's own (a local runtime's ``stuck_after``, 5 minutes on
+            Temporal).
     """
 
     max_body_bytes: int = 1_048_576
     max_list: int = 500
     console: bool = True
     move_targets: Mapping[str, str] = field(default_factory=dict)
+    stuck_after: timedelta | None = None
 
 
 @dataclass(slots=True, kw_only=True)

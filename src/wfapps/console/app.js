@@ -149,6 +149,10 @@ async function showRun(runId) {
   const banner = run.stuck ? el("div", { class: "banner", id: "stuck-banner", "data-kind": run.stuck.kind },
     el("strong", {}, `Stuck: ${stuckLabel(run.stuck)}. `), run.stuck.reason,
     run.stuck.kind === "lease_expired" ? ` (holder ${run.stuck.details.holder}, lease expired at ${run.stuck.details.expired_at})` : null) : null;
+  const quota = run.status === "paused_for_quota" ? el("div", { class: "banner quota", id: "quota-banner" },
+    el("strong", {}, "Paused for quota: "), "this tenant is at its limit of active runs; the run starts (oldest first) when one of them finishes.") : null;
+  const unserved = run.history_available === false ? el("div", { class: "banner", id: "unserved-banner" },
+    el("strong", {}, "No worker serves this run. "), `Its history, input and output cannot be read until a worker polls task queue ${run.queue}.`) : null;
   const tasks = run.human_tasks.map((t) => el("li", {}, `task ${t.title} for ${t.assignee || "anyone"}`, t.overdue ? el("span", { class: "badge" }, "overdue") : null, " ", el("a", { href: "#/inbox" }, "open inbox")));
   const waits = run.waits.map((w) => el("li", {}, `waiting for event ${w.event_name} (key ${w.correlation_key})`));
   const stepRows = timeline.steps.map((s) => el("tr", { class: "step-row" }, el("td", {}, s.key), el("td", {}, s.step_type),
@@ -161,7 +165,7 @@ async function showRun(runId) {
     el("h2", {}, "Run ", el("span", { id: "run-id" }, run.run_id)),
     el("p", {}, statusCell(run.status), ` · ${run.definition_id} v${run.definition_version} · ${run.engine}/${run.queue} · version ${run.version}`,
       run.replay_of ? el("span", {}, " · replay of ", el("a", { href: `#/run/${encodeURIComponent(run.replay_of)}` }, run.replay_of)) : null),
-    moved, banner, controls, el("div", { id: "replay-panel" }),
+    moved, quota, banner, unserved, controls, el("div", { id: "replay-panel" }),
     tasks.length || waits.length ? el("ul", {}, ...tasks, ...waits) : null,
     el("div", { class: "row" },
       el("div", { class: "panel" }, el("h3", {}, "Input"), el("pre", { id: "input" }, json(run.input)),
