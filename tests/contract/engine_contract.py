@@ -54,6 +54,7 @@ from tests.contract.engine_helpers import (
     replayed,
     ret,
     run_doc,
+    status_within,
     step_output,
     wait_event,
 )
@@ -476,7 +477,7 @@ class EngineScenarios:
         await register(rt, doc("child_waits", [wait_event("go", "input.x")]))
         run = await run_doc(rt, child_parent("child_waits"), {"x": "k"})
         [child] = await children_of(rt, run.run_id)
-        assert child.status == "waiting"
+        assert await status_within(rt, child.run_id, "waiting") == "waiting"
         await rt.cancel_run(TENANT, run.run_id)
         await rt.run_until_idle()
         assert (await rt.get_run(TENANT, child.run_id)).status == "cancelled"

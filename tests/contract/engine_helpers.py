@@ -235,6 +235,19 @@ async def children_of(rt: Engine, parent_id: str, *, count: int = 1,
         await asyncio.sleep(0.1)
 
 
+async def status_within(rt: Engine, run_id: str, wanted: str, *, tenant: str = TENANT,
+                        within_s: float = 15.0) -> str:
+    """The run's status, polled until it is ``wanted`` or ``within_s`` passed: Temporal's
+    visibility store reports a child's status a moment after the child reached it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        status = (await rt.get_run(tenant, run_id)).status
+        if status == wanted or loop.time() > deadline:
+            return status
+        await asyncio.sleep(0.1)
+
+
 async def event_types(rt: Engine, run_id: str, *, tenant: str = TENANT) -> list[str]:
     return [e.type for e in await rt.history(tenant, run_id)]
 
