@@ -241,6 +241,20 @@ class StreamContract:
         dead = await stream.dead_letters("g")
         assert [(d.delivery_id, d.message) for d in dead] == [(delivery_id, message(1))]
 
+    async def test_dead_lettering_does_not_use_up_a_claims_count(
+        self, stream: Stream, clock: ManualClock, max_deliveries: int
+    ) -> None:
+        # The older message is over its limit, the newer one is idle: a claim of one
+        # dead-letters the first and still hands out the second.
+        ids = await publish(stream, 1)
+        await exhaust(stream, clock, max_deliveries)
+        ids += await publish(stream, 2)
+        await stream.consume("g", "c1")
+        clock.advance(IDLE)
+        claimed = await stream.claim_idle("g", "c2", min_idle=IDLE, count=1)
+        assert [(d.delivery_id, d.delivery_count) for d in claimed] == [(ids[1], 2)]
+        assert [d.delivery_id for d in await stream.dead_letters("g")] == ids[:1]
+
     async def test_dead_lettered_message_is_not_pending(
         self, stream: Stream, clock: ManualClock, max_deliveries: int
     ) -> None:

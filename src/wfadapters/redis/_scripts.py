@@ -89,12 +89,16 @@ local out = {}
 for _, tenant in ipairs(tenants(ARGV[1])) do
   if want <= 0 then break end
   local key = skey(ARGV[1], tenant)
-  local pend = redis.pcall('XPENDING', key, ARGV[2], 'IDLE', math.floor(idle), '-', '+',
-                           want)
-  if type(pend) == 'table' and not pend.err then
+  -- Dead-lettered entries do not count against `want` (it counts deliveries handed out),
+  -- so keep paging past them: '(' makes the next page start after the last entry seen.
+  local start = '-'
+  while want > 0 do
+    local pend = redis.pcall('XPENDING', key, ARGV[2], 'IDLE', math.floor(idle), start, '+',
+                             want)
+    if type(pend) ~= 'table' or pend.err or #pend == 0 then break end
     for _, p in ipairs(pend) do
       local id, n = p[1], tonumber(p[4])
-      want = want - 1
+      start = '(' .. id
       if n >= tonumber(ARGV[7]) then
         local e = redis.call('XRANGE', key, id, id)
         redis.call('XACK', key, ARGV[2], id)
@@ -104,7 +108,10 @@ for _, tenant in ipairs(tenants(ARGV[1])) do
         end
       else
         local c = redis.call('XCLAIM', key, ARGV[2], ARGV[3], '0', id, 'TIME', ARGV[5])
-        if c[1] then out[#out + 1] = {tenant, c[1][1], c[1][2], n + 1} end
+        if c[1] then
+          out[#out + 1] = {tenant, c[1][1], c[1][2], n + 1}
+          want = want - 1
+        end
       end
     end
   end
