@@ -6,17 +6,19 @@ finished steps leave it, so a snapshot stays small however long the history grow
 ``RunState`` objects are never mutated once returned: ``evolve`` and ``replay`` copy the
 containers they change (nested records are replaced, not edited). Internally the fold
 applies events in place to one private copy, so replaying n events costs O(n), not the
-O(n^2) that copying every container per event would.
+O(n^2) that copying every container per event would; records the fold created itself
+are edited in place too (see "the rules" below).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from wfdomain import events as ev
+from wfdomain._slots import constructor, copier, draft_class
 from wfdomain.records import TERMINAL_STATUSES
 
 __all__ = [
@@ -152,26 +154,6 @@ class RunState:
         )
 
 
-_R = TypeVar("_R", BlockState, StepState, TaskState)
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def _with(record: _R, **changes: Any) -> _R:
-    """``dataclasses.replace`` for the fold's frozen records, without re-running ``__init__``.
-
-    The fold replaces a record on most events; ``replace`` re-validates through
-    ``__init__`` and was two thirds of replay time (measured in bench/replay.py).
-    """
-    cls = type(record)
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    new: _R = object.__new__(cls)
-    for name in names:
-        object.__setattr__(new, name, changes[name] if name in changes else getattr(record, name))
-    return new
-
-
 def block_of(step_key: str) -> str:
     """Return the block key of a step instance key (``steps[2].then[0]`` -> ``steps[2].then``)."""
     return step_key[: step_key.rindex("[")]
@@ -192,46 +174,173 @@ def evolve(state: RunState, event: ev.WorkflowEvent) -> RunState:
 def replay(events: Iterable[ev.WorkflowEvent], initial: RunState | None = None) -> RunState:
     """Fold ``events`` over ``initial`` (an empty state when None)."""
     state = initial.copy() if initial is not None else RunState()
-    for event in events:
-        apply_in_place(state, event)
+    fold = _Fold()
+    appliers = _APPLIERS
+    count, last = 0, None
+    try:
+        for count, last in enumerate(events, 1):  # noqa: B007 - both read after the loop
+            appliers[type(last)](state, last, fold)
+    finally:
+        fold.seal(state)
+    if last is not None:  # what every event does, done once: no rule reads them
+        state.version += count
+        state.updated_at = last.at
     return state
 
 
+def apply_in_place(state: RunState, event: ev.WorkflowEvent) -> None:
+    """Apply one event to ``state`` in place. Only the fold and the decider call this.
+
+    The containers of ``state`` may be changed; the records and scope maps in them are
+    replaced, never edited, since they may be shared with other states.
+    """
+    state.version += 1
+    state.updated_at = event.at
+    fold = _Fold()
+    try:
+        _APPLIERS[type(event)](state, event, fold)
+    finally:
+        fold.seal(state)
+
+
+# ----------------------------------------------------------------------------- the rules
+#
+# One applier per event type: what the event does to a state (besides ``version`` and
+# ``updated_at``, which ``replay`` and ``apply_in_place`` set). ``evolve`` copies the
+# state's containers and applies one event; ``replay`` copies them once and applies every
+# event; the decider applies its own decisions to its copy. All of them go through these.
+#
+# The records (steps, blocks) and scope maps inside the containers are shared between
+# states, so a state's are replaced rather than edited. Replacing a 14-field frozen step on
+# most events was most of replay's cost, so a fold keeps the records it created itself as
+# mutable drafts (wfdomain._slots), edits them with plain stores, and makes them frozen
+# records when it ends (``_Fold.seal``). Nobody can see a draft before that, so the result
+# is the state that replacing would give (tests/unit/test_replay_fast_paths.py compares
+# replay with a fold of evolve, event by event). For the same reason a fold edits the
+# scope maps and ``vars`` map it made itself, and grows a step's ``children`` as a list.
+
+_StepDraft = draft_class(StepState)
+_BlockDraft = draft_class(BlockState)
+_new_step = constructor(StepState, draft=True, positional=True)
+_new_block = constructor(BlockState, draft=True, positional=True)
+_draft_step = copier(StepState, draft=True)
+_draft_block = copier(BlockState, draft=True)
+_new_timer = constructor(TimerState)
+_copy_task = copier(TaskState)
+_set = object.__setattr__
+
+
+class _Fold:
+    """What one fold created and may edit in place.
+
+    ``steps`` and ``blocks`` list the keys where it put drafts; ``scopes`` holds the keys
+    of the scope maps it made, ``vars`` whether it made the ``vars`` map.
+    """
+
+    __slots__ = ("blocks", "scopes", "steps", "vars")
+
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+        self.blocks: list[str] = []
+        self.scopes: set[str] = set()
+        self.vars = False
+
+    def seal(self, state: RunState) -> None:
+        """Make the drafts still in ``state`` frozen records: it is everyone's from here."""
+        # Whichever is shorter: the keys the fold drafted, or what is still open.
+        steps: Iterable[Any] = state.steps.values()
+        if len(self.steps) < len(state.steps):
+            steps = map(state.steps.get, self.steps)
+        for step in steps:
+            if type(step) is _StepDraft:
+                if type(step.children) is list:
+                    step.children = tuple(step.children)
+                step.__class__ = StepState
+        blocks: Iterable[Any] = state.blocks.values()
+        if len(self.blocks) < len(state.blocks):
+            blocks = map(state.blocks.get, self.blocks)
+        for block in blocks:
+            if type(block) is _BlockDraft:
+                block.__class__ = BlockState
+
+
+def _step(state: RunState, fold: _Fold, key: str) -> Any:
+    """The step at ``key`` as a draft this fold may edit (a shared one is copied first)."""
+    step: Any = state.steps[key]
+    if type(step) is not _StepDraft:
+        step = state.steps[key] = _draft_step(step)
+        fold.steps.append(key)
+    return step
+
+
+def _block(state: RunState, fold: _Fold, key: str) -> Any:
+    """The block at ``key`` as a draft this fold may edit (a shared one is copied first)."""
+    block: Any = state.blocks[key]
+    if type(block) is not _BlockDraft:
+        block = state.blocks[key] = _draft_block(block)
+        fold.blocks.append(key)
+    return block
+
+
 def _open_block(
-    state: RunState, key: str, parent_step: str, *, own_scope: bool, extra: dict[str, Any]
+    state: RunState, fold: _Fold, key: str, parent: Any, scope: str | None,
+    extra: dict[str, Any] | None,
 ) -> None:
-    parent = state.steps[parent_step]
+    """Open block ``key`` under the draft step ``parent``.
+
+    The block gets its own scope ``scope`` when one is given, else the enclosing block's.
+    """
     outer = state.blocks[parent.block]
-    scope = outer.scope
-    if own_scope:
-        state.scope_parents[key] = scope
-        state.scopes[key] = {}
-        scope = key
-    local_vars = {**outer.locals, **extra} if extra else outer.locals
-    state.blocks[key] = BlockState(key=key, parent_step=parent_step, scope=scope, locals=local_vars)
-    state.steps[parent_step] = _with(parent, children=(*parent.children, key))
+    if scope is None:
+        scope = outer.scope
+    else:
+        state.scope_parents[scope] = outer.scope
+        state.scopes[scope] = {}
+        fold.scopes.add(scope)
+    local_vars = outer.locals
+    if extra:  # a fresh dict: it can be the block's own when there is nothing to merge
+        local_vars = {**local_vars, **extra} if local_vars else extra
+    state.blocks[key] = _new_block(key, parent.key, scope, local_vars)  # parent_step, locals
+    fold.blocks.append(key)
+    # A for_each opens a block per item: appending to a tuple each time made a long
+    # for_each quadratic. A draft grows a list, made a tuple again by seal.
+    children = parent.children
+    if type(children) is list:
+        children.append(key)
+    else:
+        parent.children = [*children, key]
 
 
-def _start_iteration(state: RunState, step: StepState) -> None:
+def _start_iteration(state: RunState, fold: _Fold, step: Any) -> None:
+    """Open the next iteration block of the draft for_each ``step``."""
     i = step.iterations_started
-    state.steps[step.key] = _with(step, iterations_started=i + 1)
-    _open_block(
-        state, f"{step.key}@{i}.do", step.key, own_scope=True,
-        extra={"item": step.items[i], "index": i},
-    )
+    step.iterations_started = i + 1
+    key = f"{step.key}@{i}.do"
+    _open_block(state, fold, key, step, key, {"item": step.items[i], "index": i})
 
 
-def _close_step(state: RunState, key: str) -> None:
-    step = state.steps.pop(key)
+def _close_step(state: RunState, step: StepState) -> None:
+    """Drop what the step ``step`` (already out of ``steps``) kept open."""
+    key = step.key
     for child in step.children:
         state.blocks.pop(child, None)
         if state.scopes.pop(child, None) is not None:
             del state.scope_parents[child]
-    state.waits.pop(key, None)
-    for timer_id in [t for t, timer in state.timers.items() if timer.key == key]:
-        del state.timers[timer_id]
-    for task_id in [t for t, task in state.tasks.items() if task.key == key]:
-        del state.tasks[task_id]
+    if state.waits:
+        state.waits.pop(key, None)
+    # Scanned without building a list first: most closing steps own no timer or task.
+    if state.timers:
+        for timer in state.timers.values():
+            if timer.key == key:
+                for doomed in [t for t, other in state.timers.items() if other.key == key]:
+                    del state.timers[doomed]
+                break
+    if state.tasks:
+        for task in state.tasks.values():
+            if task.key == key:
+                for doomed in [t for t, other in state.tasks.items() if other.key == key]:
+                    del state.tasks[doomed]
+                break
 
 
 def _finish(state: RunState, status: str) -> None:
@@ -242,131 +351,249 @@ def _finish(state: RunState, status: str) -> None:
     state.children.clear()
 
 
-def _set_step(state: RunState, key: str, **changes: Any) -> None:
-    state.steps[key] = _with(state.steps[key], **changes)
+def _run_started(state: RunState, event: ev.RunStarted, fold: _Fold) -> None:
+    state.run_id, state.tenant = event.run_id, event.tenant
+    state.definition_id = event.definition_id
+    state.definition_version = event.definition_version
+    state.definition_hash = event.definition_hash
+    state.engine, state.queue, state.input = event.engine, event.queue, event.input
+    state.parent_run_id, state.parent_step_key = event.parent_run_id, event.parent_step_key
+    state.replay_of, state.status, state.created_at = event.replay_of, "running", event.at
+    state.scopes[""] = {}
+    fold.scopes.add("")
+    state.blocks["steps"] = _new_block(key="steps", parent_step=None, scope="", locals={})
+    fold.blocks.append("steps")
 
 
-def apply_in_place(state: RunState, event: ev.WorkflowEvent) -> None:
-    """Apply one event to ``state`` in place. Only the fold and the decider call this."""
-    state.version += 1
-    state.updated_at = event.at
-    match event:
-        case ev.RunStarted():
-            state.run_id, state.tenant = event.run_id, event.tenant
-            state.definition_id = event.definition_id
-            state.definition_version = event.definition_version
-            state.definition_hash = event.definition_hash
-            state.engine, state.queue, state.input = event.engine, event.queue, event.input
-            state.parent_run_id, state.parent_step_key = event.parent_run_id, event.parent_step_key
-            state.replay_of, state.status, state.created_at = event.replay_of, "running", event.at
-            state.scopes[""] = {}
-            state.blocks["steps"] = BlockState(key="steps", parent_step=None, scope="", locals={})
-        case ev.StepStarted():
-            state.steps[event.key] = StepState(
-                key=event.key, step_type=event.step_type, step_id=event.step_id,
-                block=block_of(event.key),
-            )
-        case ev.StepCompleted():
-            step = state.steps[event.key]
-            block = state.blocks[step.block]
-            state.blocks[step.block] = _with(
-                block, position=block.position + 1, last_output=event.output
-            )
-            if step.step_id is not None:
-                scope = state.scopes[block.scope]
-                state.scopes[block.scope] = {**scope, step.step_id: event.output}
-            _close_step(state, event.key)
-        case ev.StepFailed():
-            _set_step(state, event.key, awaiting=None, last_error=event.error)
-        case ev.BlockCompleted():
-            block = _with(state.blocks[event.block], done=True, last_output=event.output)
-            state.blocks[event.block] = block
-            parent = state.steps.get(block.parent_step) if block.parent_step else None
-            if parent is not None and parent.step_type == "for_each":
-                parent = _with(parent, iterations_done=parent.iterations_done + 1)
-                state.steps[parent.key] = parent
-                if parent.iterations_started < len(parent.items):
-                    _start_iteration(state, parent)
-        case ev.StateSet():
-            state.vars = {**state.vars, **event.values}
-        case ev.BranchSelected():
-            if event.branch is not None:
-                step = state.steps[event.key]
-                extra = {"error": step.last_error} if event.branch == "on_error" else {}
-                _open_block(state, f"{event.key}.{event.branch}", event.key, own_scope=False,
-                            extra=extra)
-        case ev.ForEachStarted():
-            step = _with(
-                state.steps[event.key], items=tuple(event.items),
-                max_concurrency=event.max_concurrency,
-            )
-            state.steps[event.key] = step
-            first = len(event.items) if event.max_concurrency is None else event.max_concurrency
-            for _ in range(min(first, len(event.items))):
-                _start_iteration(state, state.steps[event.key])
-        case ev.ActionScheduled():
-            _set_step(state, event.key, awaiting="action", attempt=event.attempt,
-                      idempotency_key=event.idempotency_key, action_input=event.input)
-        case ev.ActionCompleted():
-            _set_step(state, event.key, awaiting=None)
-        case ev.ActionFailed():
-            _set_step(state, event.key, awaiting=None, last_error=event.error)
-        case ev.TimerStarted():
-            state.timers[event.timer_id] = TimerState(
-                key=event.key, fire_at=event.fire_at, purpose=event.purpose
-            )
-            if event.purpose in ("sleep", "retry"):
-                _set_step(state, event.key, awaiting=event.purpose)
-        case ev.TimerFired():
-            state.timers.pop(event.timer_id, None)
-        case ev.WaitStarted():
-            state.waits[event.key] = (event.event_name, event.correlation_key)
-            _set_step(state, event.key, awaiting="event")
-        case ev.EventReceived():
-            state.waits.pop(event.key, None)
-            state.received_events.add(event.event_id)
-        case ev.WaitTimedOut():
-            state.waits.pop(event.key, None)
-            _set_step(state, event.key, awaiting=None)
-        case ev.HumanTaskCreated():
-            state.tasks[event.task_id] = TaskState(
-                task_id=event.task_id, key=event.key, title=event.title,
-                assignee=event.assignee, outcomes=tuple(event.outcomes), form=event.form,
-                deadline=event.deadline, created_at=event.at,
-            )
-            _set_step(state, event.key, awaiting="task")
-        case ev.HumanTaskDecided():
-            state.tasks.pop(event.task_id, None)
-        case ev.HumanTaskExpired():
-            if event.closed:
-                state.tasks.pop(event.task_id, None)
-                _set_step(state, event.key, awaiting=None)
-            elif event.task_id in state.tasks:
-                state.tasks[event.task_id] = _with(state.tasks[event.task_id], overdue=True)
-        case ev.ChildRunRequested():
-            state.children[event.child_run_id] = event.key
-            _set_step(state, event.key, awaiting="child", action_input=event.input)
-        case ev.ChildRunFinished():
-            state.children.pop(event.child_run_id, None)
-        case ev.CancelRequested():
-            state.cancel_requested = True
-        case ev.RunCompleted():
-            state.output = event.output
-            _finish(state, "completed")
-        case ev.RunFailed():
-            state.error = event.error
-            _finish(state, "failed")
-        case ev.RunCancelled():
-            _finish(state, "cancelled")
-        case ev.RunPaused():
-            state.status = "paused_for_quota"
-        case ev.RunResumed():
-            state.status = "running"
-        case ev.RunMoved() if event.moved_to is not None:
-            # Left this engine. Steps, waits and timers stay in the state (only the status
-            # is final): the archive taken after this event must still hold them.
-            state.engine, state.queue, state.status = event.engine, event.queue, "moved"
-        case ev.RunMoved():
-            state.tenant, state.engine, state.queue = event.tenant, event.engine, event.queue
-            if state.status == "moved":
-                state.status = "running"  # the archive of a moved run: taken over here
+def _step_started(state: RunState, event: ev.StepStarted, fold: _Fold) -> None:
+    key = event.key
+    # key, step_type, step_id, block (block_of, inlined)
+    state.steps[key] = _new_step(key, event.step_type, event.step_id, key[: key.rindex("[")])
+    fold.steps.append(key)
+
+
+def _step_completed(state: RunState, event: ev.StepCompleted, fold: _Fold) -> None:
+    step = state.steps.pop(event.key)
+    block: Any = state.blocks[step.block]
+    if type(block) is not _BlockDraft:  # _block, inlined on the hot path
+        block = _block(state, fold, step.block)
+    block.position += 1
+    block.last_output = event.output
+    if step.step_id is not None:
+        scope = block.scope
+        if scope in fold.scopes:
+            state.scopes[scope][step.step_id] = event.output
+        else:
+            state.scopes[scope] = {**state.scopes[scope], step.step_id: event.output}
+            fold.scopes.add(scope)
+    _close_step(state, step)
+
+
+def _step_failed(state: RunState, event: ev.StepFailed, fold: _Fold) -> None:
+    step = _step(state, fold, event.key)
+    step.awaiting = None
+    step.last_error = event.error
+
+
+def _block_completed(state: RunState, event: ev.BlockCompleted, fold: _Fold) -> None:
+    block: Any = state.blocks[event.block]
+    if type(block) is not _BlockDraft:
+        block = _block(state, fold, event.block)
+    block.done = True
+    block.last_output = event.output
+    parent: Any = state.steps.get(block.parent_step) if block.parent_step else None
+    if parent is not None and parent.step_type == "for_each":
+        if type(parent) is not _StepDraft:
+            parent = _step(state, fold, parent.key)
+        parent.iterations_done += 1
+        if parent.iterations_started < len(parent.items):
+            _start_iteration(state, fold, parent)
+
+
+def _state_set(state: RunState, event: ev.StateSet, fold: _Fold) -> None:
+    if fold.vars:
+        state.vars.update(event.values)
+    else:
+        state.vars = {**state.vars, **event.values}
+        fold.vars = True
+
+
+def _branch_selected(state: RunState, event: ev.BranchSelected, fold: _Fold) -> None:
+    if event.branch is not None:
+        step = _step(state, fold, event.key)
+        extra = {"error": step.last_error} if event.branch == "on_error" else None
+        _open_block(state, fold, f"{event.key}.{event.branch}", step, None, extra)
+
+
+def _for_each_started(state: RunState, event: ev.ForEachStarted, fold: _Fold) -> None:
+    step = _step(state, fold, event.key)
+    step.items = tuple(event.items)
+    step.max_concurrency = event.max_concurrency
+    first = len(event.items) if event.max_concurrency is None else event.max_concurrency
+    for _ in range(min(first, len(event.items))):
+        _start_iteration(state, fold, step)
+
+
+def _action_scheduled(state: RunState, event: ev.ActionScheduled, fold: _Fold) -> None:
+    step: Any = state.steps[event.key]
+    if type(step) is not _StepDraft:  # _step, inlined on the hot path
+        step = _step(state, fold, event.key)
+    step.awaiting = "action"
+    step.attempt = event.attempt
+    step.idempotency_key = event.idempotency_key
+    step.action_input = event.input
+
+
+def _action_completed(state: RunState, event: ev.ActionCompleted, fold: _Fold) -> None:
+    step: Any = state.steps[event.key]
+    if type(step) is not _StepDraft:
+        step = _step(state, fold, event.key)
+    step.awaiting = None
+
+
+def _action_failed(state: RunState, event: ev.ActionFailed, fold: _Fold) -> None:
+    step = _step(state, fold, event.key)
+    step.awaiting = None
+    step.last_error = event.error
+
+
+def _timer_started(state: RunState, event: ev.TimerStarted, fold: _Fold) -> None:
+    state.timers[event.timer_id] = _new_timer(key=event.key, fire_at=event.fire_at,
+                                              purpose=event.purpose)
+    if event.purpose in ("sleep", "retry"):
+        _step(state, fold, event.key).awaiting = event.purpose
+
+
+def _timer_fired(state: RunState, event: ev.TimerFired, fold: _Fold) -> None:
+    state.timers.pop(event.timer_id, None)
+
+
+def _wait_started(state: RunState, event: ev.WaitStarted, fold: _Fold) -> None:
+    state.waits[event.key] = (event.event_name, event.correlation_key)
+    _step(state, fold, event.key).awaiting = "event"
+
+
+def _event_received(state: RunState, event: ev.EventReceived, fold: _Fold) -> None:
+    state.waits.pop(event.key, None)
+    state.received_events.add(event.event_id)
+
+
+def _wait_timed_out(state: RunState, event: ev.WaitTimedOut, fold: _Fold) -> None:
+    state.waits.pop(event.key, None)
+    _step(state, fold, event.key).awaiting = None
+
+
+def _human_task_created(state: RunState, event: ev.HumanTaskCreated, fold: _Fold) -> None:
+    state.tasks[event.task_id] = TaskState(
+        task_id=event.task_id, key=event.key, title=event.title,
+        assignee=event.assignee, outcomes=tuple(event.outcomes), form=event.form,
+        deadline=event.deadline, created_at=event.at,
+    )
+    _step(state, fold, event.key).awaiting = "task"
+
+
+def _human_task_decided(state: RunState, event: ev.HumanTaskDecided, fold: _Fold) -> None:
+    state.tasks.pop(event.task_id, None)
+
+
+def _human_task_expired(state: RunState, event: ev.HumanTaskExpired, fold: _Fold) -> None:
+    if event.closed:
+        state.tasks.pop(event.task_id, None)
+        _step(state, fold, event.key).awaiting = None
+    elif event.task_id in state.tasks:
+        task = state.tasks[event.task_id] = _copy_task(state.tasks[event.task_id])
+        _set(task, "overdue", True)  # the fresh copy, before anyone sees it
+
+
+def _child_run_requested(state: RunState, event: ev.ChildRunRequested, fold: _Fold) -> None:
+    state.children[event.child_run_id] = event.key
+    step = _step(state, fold, event.key)
+    step.awaiting = "child"
+    step.action_input = event.input
+
+
+def _child_run_finished(state: RunState, event: ev.ChildRunFinished, fold: _Fold) -> None:
+    state.children.pop(event.child_run_id, None)
+
+
+def _cancel_requested(state: RunState, event: ev.CancelRequested, fold: _Fold) -> None:
+    state.cancel_requested = True
+
+
+def _run_completed(state: RunState, event: ev.RunCompleted, fold: _Fold) -> None:
+    state.output = event.output
+    _finish(state, "completed")
+
+
+def _run_failed(state: RunState, event: ev.RunFailed, fold: _Fold) -> None:
+    state.error = event.error
+    _finish(state, "failed")
+
+
+def _run_cancelled(state: RunState, event: ev.RunCancelled, fold: _Fold) -> None:
+    _finish(state, "cancelled")
+
+
+def _run_paused(state: RunState, event: ev.RunPaused, fold: _Fold) -> None:
+    state.status = "paused_for_quota"
+
+
+def _run_resumed(state: RunState, event: ev.RunResumed, fold: _Fold) -> None:
+    state.status = "running"
+
+
+def _run_moved(state: RunState, event: ev.RunMoved, fold: _Fold) -> None:
+    if event.moved_to is not None:
+        # Left this engine. Steps, waits and timers stay in the state (only the status
+        # is final): the archive taken after this event must still hold them.
+        state.engine, state.queue, state.status = event.engine, event.queue, "moved"
+    else:
+        state.tenant, state.engine, state.queue = event.tenant, event.engine, event.queue
+        if state.status == "moved":
+            state.status = "running"  # the archive of a moved run: taken over here
+
+
+def _no_rule(state: RunState, event: object, fold: _Fold) -> None:
+    """Not an event type: counted, nothing else (as the ``match`` this replaced did)."""
+
+
+_Applier = Callable[[RunState, Any, _Fold], None]
+
+
+class _Appliers(dict[type, _Applier]):
+    """Appliers by event type; a subclass of an event type gets its base's."""
+
+    def __missing__(self, cls: type) -> _Applier:
+        return next((self[base] for base in cls.__mro__[1:] if base in self), _no_rule)
+
+
+_APPLIERS = _Appliers({
+    ev.RunStarted: _run_started,
+    ev.StepStarted: _step_started,
+    ev.StepCompleted: _step_completed,
+    ev.StepFailed: _step_failed,
+    ev.BlockCompleted: _block_completed,
+    ev.StateSet: _state_set,
+    ev.BranchSelected: _branch_selected,
+    ev.ForEachStarted: _for_each_started,
+    ev.ActionScheduled: _action_scheduled,
+    ev.ActionCompleted: _action_completed,
+    ev.ActionFailed: _action_failed,
+    ev.TimerStarted: _timer_started,
+    ev.TimerFired: _timer_fired,
+    ev.WaitStarted: _wait_started,
+    ev.EventReceived: _event_received,
+    ev.WaitTimedOut: _wait_timed_out,
+    ev.HumanTaskCreated: _human_task_created,
+    ev.HumanTaskDecided: _human_task_decided,
+    ev.HumanTaskExpired: _human_task_expired,
+    ev.ChildRunRequested: _child_run_requested,
+    ev.ChildRunFinished: _child_run_finished,
+    ev.CancelRequested: _cancel_requested,
+    ev.RunCompleted: _run_completed,
+    ev.RunFailed: _run_failed,
+    ev.RunCancelled: _run_cancelled,
+    ev.RunPaused: _run_paused,
+    ev.RunResumed: _run_resumed,
+    ev.RunMoved: _run_moved,
+})
