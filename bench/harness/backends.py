@@ -5,8 +5,8 @@ SQLite is a fresh file in the run's temporary directory. Postgres is a dedicated
 created for the run (``CREATE DATABASE``), migrated with ``migrate.upgrade`` and dropped
 afterwards, so the shared server's other databases are never touched.
 
-``CommitCounter`` counts the transactions every SQLAlchemy engine in the process commits,
-which is how the harness states the commits one run needs.
+``CommitCounter`` counts the write transactions every SQLAlchemy engine in the process
+commits, which is how the harness states the commits one run needs.
 """
 
 from __future__ import annotations
@@ -37,20 +37,41 @@ class Backend:
 
 
 class CommitCounter:
-    """Counts COMMITs of every SQLAlchemy engine in this process while installed."""
+    """Counts the write commits of every SQLAlchemy engine in this process while installed.
+
+    A write commit is a COMMIT of a transaction not opened read-only, or a writing
+    statement run in autocommit (the Postgres one-statement append: its own transaction).
+    Read-only transactions are left out: they flush nothing (on Postgres they run in
+    autocommit and send no COMMIT at all).
+    """
 
     def __init__(self) -> None:
         self.commits = 0
 
     def _on_commit(self, conn: Connection) -> None:
-        self.commits += 1
+        options = conn.get_execution_options()
+        # In autocommit SQLAlchemy still reports the end of its own transaction block,
+        # but the server committed each statement already (counted in _on_execute).
+        if not options.get("wf_read_only") and options.get("isolation_level") != "AUTOCOMMIT":
+            self.commits += 1
+
+    def _on_execute(self, conn: Connection, _cursor: object, statement: str,
+                    *_: object) -> None:
+        autocommit = conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+        if autocommit and statement.lstrip().split(None, 1)[0].upper() in _WRITES:
+            self.commits += 1
 
     def __enter__(self) -> CommitCounter:
         event.listen(Engine, "commit", self._on_commit)
+        event.listen(Engine, "after_cursor_execute", self._on_execute)
         return self
 
     def __exit__(self, *exc: object) -> None:
         event.remove(Engine, "commit", self._on_commit)
+        event.remove(Engine, "after_cursor_execute", self._on_execute)
+
+
+_WRITES = frozenset({"INSERT", "UPDATE", "DELETE", "WITH"})
 
 
 def with_database(url: str, database: str) -> str:
