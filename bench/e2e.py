@@ -25,7 +25,16 @@ Figures (median of the repetitions, min-max):
 * ``p50``/``p99``: per message, from enqueue (the ``sent_at`` stamp the producer or worker
   put in the message) to the end of its handling, read from the workers' JSON log lines
   (``queued_s + took_s``), in ms.
-* ``msg/s / raw commit``: per repetition. Target with 2 workers: >= 0.5.
+* ``msg/s / raw commit``: per repetition. Target with 2 workers: >= 0.5 (issue #5:
+  each handled message needs at least one commit).
+* ``runs/s``: runs completed per second of the timed window.
+* ``transactions/run``: transactions committed in the repetition's database (reads
+  included; the producer's completion polls excluded), from ``pg_stat_database``.
+* ``commits/run``: write transactions per run: the cluster's xid counter moved by the
+  window, divided by the runs (only a writing transaction takes an xid; anything else
+  writing on the same server at the time adds to it).
+* ``runs/s / (raw / commits)``: issue #9's form of the target (>= 0.5 with 2 workers): the
+  runs per second against what the raw commit rate allows for that many commits per run.
 """
 
 from __future__ import annotations
