@@ -6,6 +6,7 @@ import asyncio
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -259,8 +260,9 @@ async def test_sqlite_connection_closed_mid_append_stores_nothing(tmp_path: Path
         await _assert_lost_append_stored_nothing(db, close)
 
 
-@pytest.mark.postgres
-async def test_postgres_backend_terminated_mid_append_stores_nothing(postgres_dsn: str) -> None:
+@asynccontextmanager
+async def _terminator(postgres_dsn: str) -> AsyncIterator[Lose]:
+    """A ``Lose`` that terminates the connection's server process from another one."""
     killer = Database.open(postgres_dsn)
 
     async def kill(pid: int) -> None:
@@ -272,32 +274,26 @@ async def test_postgres_backend_terminated_mid_append_stores_nothing(postgres_ds
         await_only(kill(pid))
 
     try:
-        async with postgres_database(postgres_dsn) as db:
-            await _assert_lost_append_stored_nothing(db, terminate)
+        yield terminate
     finally:
         await killer.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgres_backend_terminated_mid_append_stores_nothing(postgres_dsn: str) -> None:
+    async with _terminator(postgres_dsn) as terminate, \
+            postgres_database(postgres_dsn) as db:
+        await _assert_lost_append_stored_nothing(db, terminate)
 
 
 @pytest.mark.postgres
 async def test_postgres_backend_terminated_before_a_one_statement_append_stores_nothing(
     postgres_dsn: str,
 ) -> None:
-    killer = Database.open(postgres_dsn)
-
-    async def kill(pid: int) -> None:
-        async with killer.transaction() as conn:
-            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-
-    def terminate(conn: Connection, _cursor: Any) -> None:
-        pid = conn.connection.dbapi_connection._connection.get_server_pid()  # type: ignore[union-attr]
-        await_only(kill(pid))
-
-    try:
-        async with postgres_database(postgres_dsn) as db:
-            await _assert_lost_append_stored_nothing(db, terminate, starts="WITH RUN AS",
-                                                     when="before")
-    finally:
-        await killer.dispose()
+    async with _terminator(postgres_dsn) as terminate, \
+            postgres_database(postgres_dsn) as db:
+        await _assert_lost_append_stored_nothing(db, terminate, starts="WITH RUN AS",
+                                                 when="before")
 
 
 # -- a pooled connection whose server process died between uses ------------------------
@@ -325,37 +321,36 @@ async def _pooled_backend_killed(postgres_dsn: str, db: Database) -> None:
         await killer.dispose()
 
 
-@pytest.mark.postgres
-async def test_postgres_dead_idle_connection_is_replaced_before_use(postgres_dsn: str) -> None:
+@asynccontextmanager
+async def _pooled_connection_killed(postgres_dsn: str,
+                                    ping_after_idle_s: float) -> AsyncIterator[SqlEventStore]:
+    """A store over a one-connection pool (holding run-1) whose server process was killed."""
     async with postgres_database(postgres_dsn) as fresh:
-        store = SqlEventStore(fresh)
-        await create(store, summary("run-1", 1))
-        db = Database.open(postgres_dsn, pool_size=1, ping_after_idle_s=0.0,
+        await create(SqlEventStore(fresh), summary("run-1", 1))
+        db = Database.open(postgres_dsn, pool_size=1, ping_after_idle_s=ping_after_idle_s,
                            schema=await _schema_of(fresh))
         try:
             await _pooled_backend_killed(postgres_dsn, db)
-            # Checked on checkout (it sat idle), found dead, replaced: the caller never sees it.
-            assert await SqlEventStore(db).get_run(TENANT, "run-1") == summary("run-1", 1)
+            yield SqlEventStore(db)
         finally:
             await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgres_dead_idle_connection_is_replaced_before_use(postgres_dsn: str) -> None:
+    async with _pooled_connection_killed(postgres_dsn, ping_after_idle_s=0.0) as store:
+        # Checked on checkout (it sat idle), found dead, replaced: the caller never sees it.
+        assert await store.get_run(TENANT, "run-1") == summary("run-1", 1)
 
 
 @pytest.mark.postgres
 async def test_postgres_dead_busy_connection_fails_once_retryably(postgres_dsn: str) -> None:
-    async with postgres_database(postgres_dsn) as fresh:
-        store = SqlEventStore(fresh)
-        await create(store, summary("run-1", 1))
-        db = Database.open(postgres_dsn, pool_size=1, ping_after_idle_s=3600.0,
-                           schema=await _schema_of(fresh))
-        try:
-            await _pooled_backend_killed(postgres_dsn, db)
-            with pytest.raises(StorageUnavailableError) as raised:
-                await SqlEventStore(db).get_run(TENANT, "run-1")
-            assert raised.value.retryable
-            # The failure dropped the pool: the retry connects afresh.
-            assert await SqlEventStore(db).get_run(TENANT, "run-1") == summary("run-1", 1)
-        finally:
-            await db.dispose()
+    async with _pooled_connection_killed(postgres_dsn, ping_after_idle_s=3600.0) as store:
+        with pytest.raises(StorageUnavailableError) as raised:
+            await store.get_run(TENANT, "run-1")
+        assert raised.value.retryable
+        # The failure dropped the pool: the retry connects afresh.
+        assert await store.get_run(TENANT, "run-1") == summary("run-1", 1)
 
 
 async def _schema_of(db: Database) -> str:

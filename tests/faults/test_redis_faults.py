@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
-import json
-import logging
 import uuid
 from datetime import timedelta
 
@@ -23,13 +20,14 @@ from tests.contract.redis_fixtures import postgres_redis, redis_connection
 from tests.contract.sql_fixtures import postgres_database
 from tests.faults.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 from tests.faults.worker_helpers import fresh_postgres
+from tests.logs import json_logger, records
 from wfadapters.memory import ManualClock
 from wfadapters.redis import RedisConnection, RedisLock
 from wfadapters.sql.event_store import SqlEventStore
 from wfadapters.system import SystemClock
 from wfapps.bootstrap import open_runtime
 from wfapps.settings import Settings, WorkerSettings
-from wfapps.worker import JsonFormatter, WorkerService
+from wfapps.worker import WorkerService
 from wfdomain.errors import ConcurrencyConflictError, LeaseLostError, StorageUnavailableError
 from wfdomain.records import Message
 from wfdomain.runtime import Runtime, RuntimeSettings
@@ -107,7 +105,7 @@ async def test_timers_a_redis_restart_lost_fire_once_the_worker_reschedules_them
             with contextlib.suppress(StorageUnavailableError):
                 await rt.tick()  # the pooled connection finds the server gone, once
             assert await rt.tick() == 0  # nothing left to fire on its own
-            logger, logs = _json_logger()
+            logger, logs = json_logger()
             service = WorkerService(rt, WorkerSettings(
                 concurrency=2, metrics_port=0, poll_interval_s=0.01, tick_interval_s=0.01,
                 stuck_check_interval_s=0.05, gauge_interval_s=0.05, shutdown_grace_s=10,
@@ -122,23 +120,11 @@ async def test_timers_a_redis_restart_lost_fire_once_the_worker_reschedules_them
                 service.stop()
                 await asyncio.wait_for(serving, 30)
             assert actions.count("double") == 3
-            rescheduled = [json.loads(line) for line in logs.getvalue().splitlines()
-                           if '"msg":"run.timers_rescheduled"' in line]
+            rescheduled = records(logs, "run.timers_rescheduled")
             # A run may be rescheduled twice before its timer's append lands: harmless.
             assert sorted({r["run_id"] for r in rescheduled}) == run_ids
         finally:
             await conn.close()
-
-
-def _json_logger() -> tuple[logging.Logger, io.StringIO]:
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger(f"wf.test.{id(buffer)}")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    return logger, buffer
 
 
 async def test_fencing_tokens_keep_increasing_across_a_redis_restart(

@@ -5,9 +5,7 @@ detector reports, and settings fail fast naming the variable."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
-import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
@@ -16,9 +14,10 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from tests.logs import json_logger
 from wfapps.bootstrap import open_runtime
 from wfapps.settings import Settings, SettingsError, WorkerSettings
-from wfapps.worker import JsonFormatter, WorkerService, load_packages, runtime_options
+from wfapps.worker import WorkerService, load_packages, runtime_options
 from wfdomain.actions import ActionContext, ActionRegistry
 from wfdomain.definition import parse_definition
 from wfdomain.errors import DefinitionError
@@ -48,17 +47,6 @@ def _actions() -> ActionRegistry:
 
     registry.register("echo", echo)
     return registry
-
-
-def _logger() -> tuple[logging.Logger, io.StringIO]:
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger(f"wf.test.{id(buffer)}")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    return logger, buffer
 
 
 @pytest.fixture
@@ -94,7 +82,7 @@ async def _until(check: object, what: str, deadline_s: float = 30) -> None:
 async def test_service_drives_runs_and_serves_health_metrics_and_json_logs(
     runtime: Runtime,
 ) -> None:
-    logger, logs = _logger()
+    logger, logs = json_logger()
     service = WorkerService(runtime, FAST, logger=logger)
     serving = asyncio.create_task(service.run())
     runs = [await runtime.start_run(TENANT, "two", {}) for _ in range(5)]
@@ -135,7 +123,7 @@ async def test_service_drives_runs_and_serves_health_metrics_and_json_logs(
 
 
 async def test_health_is_503_while_draining(runtime: Runtime) -> None:
-    logger, _ = _logger()
+    logger, _ = json_logger()
     service = WorkerService(runtime, FAST, logger=logger)
     service._draining = True
     healthy, details = service._health()
@@ -150,7 +138,7 @@ async def test_stuck_detector_logs_and_counts_runs_no_worker_drives(
     other = Settings.from_url(f"sqlite:///{tmp_path / 'wf.db'}?queue=elsewhere")
     async with open_runtime(other, _actions()) as producer:
         stranded = await producer.start_run(TENANT, "two", {})
-    logger, logs = _logger()
+    logger, logs = json_logger()
     service = WorkerService(runtime, FAST, logger=logger)
     serving = asyncio.create_task(service.run())
 
