@@ -72,6 +72,12 @@ class SqlScheduler:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        # Most calls find nothing due (every worker ticks every loop): a read answers
+        # those without a write transaction, which on SQLite would take the file's write
+        # lock from every other process's appends.
+        earliest = await self.next_due()
+        if earliest is None or earliest > now:
+            return []
         async with self._db.transaction() as conn:
             rows = (
                 await conn.execute(

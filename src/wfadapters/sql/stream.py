@@ -98,6 +98,25 @@ class SqlStream:
             ).scalar_one()
         return _delivery_id(position)
 
+    # Every worker polls consume and claim_idle in a loop, and most polls find nothing. A
+    # read answers those without a write transaction (on SQLite the file's write lock,
+    # taken from every other process's appends; on Postgres a locked group row). What a
+    # read sees may be gone when the write transaction runs, which then finds less: the
+    # same outcome as a poll a moment later.
+    async def _has_new(self, group: str) -> bool:
+        cursor = (select(wf_stream_groups.c.last_position)
+                  .where(wf_stream_groups.c.group_name == group).scalar_subquery())
+        query = select(wf_stream.c.position).where(
+            wf_stream.c.position > func.coalesce(cursor, 0)).limit(1)
+        async with self._db.transaction(read_only=True) as conn:
+            return (await conn.execute(query)).first() is not None
+
+    async def _has_idle(self, group: str, idle_since: int) -> bool:
+        query = select(_pending.position).where(
+            _pending.group_name == group, _pending.delivered_at <= idle_since).limit(1)
+        async with self._db.transaction(read_only=True) as conn:
+            return (await conn.execute(query)).first() is not None
+
     async def _lock_group(self, conn: AsyncConnection, group: str) -> int:
         """Return the group's cursor, creating the group, with its row locked until commit.
 
@@ -127,6 +146,8 @@ class SqlStream:
     async def consume(self, group: str, consumer: str, *, count: int = 10) -> list[Delivery]:
         _positive("count", count)
         now = micros(self._clock.now())
+        if not await self._has_new(group):
+            return []
         async with self._db.transaction() as conn:
             cursor = await self._lock_group(conn, group)
             rows = (
@@ -179,6 +200,8 @@ class SqlStream:
             raise ValueError(f"min_idle must not be negative, got {min_idle}")
         now = self._clock.now()
         idle_since = micros(now - min_idle)
+        if not await self._has_idle(group, idle_since):
+            return []
         claimed: dict[int, int] = {}
         async with self._db.transaction() as conn:
             after = 0
