@@ -11,21 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
 from wfdomain import commands as cmd
 from wfdomain import keys, moves
-from wfdomain.actions import ActionContext, ActionRegistry
+from wfdomain.action_calls import invoke_action, report_outcome
+from wfdomain.actions import ActionRegistry
 from wfdomain.codec import decode_envelope, decode_state, encode_state, to_envelope
 from wfdomain.correlation import CorrelationResolver
 from wfdomain.decide import DecisionContext, decide
 from wfdomain.definition import Definition, parse_definition
 from wfdomain.engine import Engine
 from wfdomain.errors import (
-    ActionFailedError,
     ConcurrencyConflictError,
     DefinitionNotFoundError,
     ErrorCode,
@@ -40,19 +39,8 @@ from wfdomain.errors import (
     WorkflowEngineError,
 )
 from wfdomain.events import RunCancelled, RunCompleted, RunFailed, RunPaused, RunStarted
-from wfdomain.expressions import IN_PROCESS, ExpressionEvaluator, ExpressionLimits
+from wfdomain.expressions import IN_PROCESS
 from wfdomain.inputs import decode_input, encode_input
-from wfdomain.ports import (
-    ActionLedger,
-    AuditLog,
-    Clock,
-    DefinitionStore,
-    EventStore,
-    IdGenerator,
-    Lock,
-    Scheduler,
-    Stream,
-)
 from wfdomain.projection import summarize
 from wfdomain.quota import Admission, QuotaPolicy
 from wfdomain.quota_admit import admit_runs
@@ -70,87 +58,17 @@ from wfdomain.records import (
     StoredDefinition,
 )
 from wfdomain.recovery import pending_commands
+from wfdomain.runtime_config import Ports, RuntimeSettings
 from wfdomain.schema import validate_against_schema
 from wfdomain.starting import run_started
 from wfdomain.state import RunState, replay
+from wfdomain.stuck import StuckRun, stuck_among
 from wfdomain.telemetry import HEADERS_KEY, NO_TELEMETRY, Telemetry
 
 __all__ = ["Ports", "ProcessOutcome", "Runtime", "RuntimeSettings", "StuckRun"]
 
 ProcessOutcome = Literal["acked", "rejected", "retry", "failed"]
 """What ``Runtime.process`` did with a delivery."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RuntimeSettings:
-    """How a runtime behaves. Producer and worker must share ``engine`` and ``queue``.
-
-    Attributes:
-        engine: Name recorded on every run this runtime starts (``memory``, ``sqlite``...).
-        queue: Task queue recorded on runs; a worker refuses (and audits) other queues.
-        group: Consumer group of the workers.
-        snapshot_every: Save a snapshot each time a run's version crosses a multiple.
-        lock_ttl: Lease length while processing one message.
-        claim_idle: Pending messages idle this long are taken over from dead consumers.
-        stuck_after: A run without progress for this long is reported as stuck.
-        max_conflict_retries: Reload-and-redecide attempts after a version conflict.
-        correlation_paths: Payload paths per event name for deriving correlation keys.
-        expression_limits: Guardrails for every expression evaluation.
-        expression_evaluator: Where expressions run (None: in the worker's own thread). A
-            blocking evaluator (the isolated process pool) makes ``decide`` run in a
-            thread, so waiting on a worker process never stalls the event loop.
-        state_cache_size: Runs whose derived state this runtime keeps in memory (0: none).
-            A cached state is used only after reading the events stored since it, so it
-            is never stale; it spares the snapshot load and the replay of a hot run.
-        max_active_runs_per_tenant: Runs of one tenant that may be active (``running`` or
-            ``waiting``) at once; a run started beyond it is ``paused_for_quota`` until
-            one finishes (None: unlimited). Every process of a deployment must share it.
-        tenant_max_active_runs: Per-tenant overrides of that limit (None: unlimited).
-    """
-
-    engine: str = "memory"
-    queue: str = "default"
-    group: str = "workers"
-    snapshot_every: int = 100
-    lock_ttl: timedelta = timedelta(seconds=30)
-    claim_idle: timedelta = timedelta(seconds=60)
-    stuck_after: timedelta = timedelta(minutes=5)
-    max_conflict_retries: int = 8
-    correlation_paths: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    expression_limits: ExpressionLimits | None = None
-    expression_evaluator: ExpressionEvaluator | None = None
-    state_cache_size: int = 1024
-    max_active_runs_per_tenant: int | None = None
-    tenant_max_active_runs: Mapping[str, int | None] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Ports:
-    """The adapters a runtime runs on (one object may fill several roles)."""
-
-    events: EventStore
-    definitions: DefinitionStore
-    ledger: ActionLedger
-    audit: AuditLog
-    stream: Stream
-    lock: Lock
-    scheduler: Scheduler
-    clock: Clock
-    ids: IdGenerator
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StuckRun:
-    """A run that is not finished and not being driven, with the reason.
-
-    ``timer_overdue``: one of its timers is overdue past the threshold (the worker service
-    then schedules its timers again, see ``Runtime.reschedule_timers``).
-    """
-
-    run: RunSummary
-    reason: str
-    idle_for: timedelta
-    timer_overdue: bool = False
 
 
 class _ForeignRunError(WorkflowEngineError):
@@ -521,31 +439,16 @@ class Runtime:
     async def stuck_runs(
         self, tenant: str, *, older_than: timedelta | None = None
     ) -> list[StuckRun]:
-        """Return unfinished runs that nothing is driving.
+        """Return unfinished runs that nothing is driving (see ``wfdomain.stuck``).
 
         A ``running`` run stuck longer than ``older_than`` made no progress (no worker for
         its queue, or a lost message); a ``waiting`` run whose timer is overdue by that
         much has no scheduler driving it. Waiting on an event or a person is not stuck.
         """
         threshold = self.settings.stuck_after if older_than is None else older_than
-        now = self.ports.clock.now()
-        stuck: list[StuckRun] = []
-        for run in await self.ports.events.list_runs(tenant, statuses=["running", "waiting"],
-                                                     limit=10_000):
-            idle = now - run.last_progress_at
-            overdue = run.next_due_at is not None and now - run.next_due_at > threshold
-            if run.status == "running" and idle > threshold:
-                reason = (f"no progress for {int(idle.total_seconds())}s: no worker is "
-                          f"processing queue {run.queue!r} on engine {run.engine!r}, or a "
-                          "message was lost")
-                stuck.append(StuckRun(run=run, reason=reason, idle_for=idle,
-                                      timer_overdue=overdue))
-            elif overdue:
-                assert run.next_due_at is not None
-                reason = f"timer due at {run.next_due_at.isoformat()} has not fired"
-                stuck.append(StuckRun(run=run, reason=reason, idle_for=now - run.next_due_at,
-                                      timer_overdue=True))
-        return stuck
+        runs = await self.ports.events.list_runs(tenant, statuses=["running", "waiting"],
+                                                 limit=10_000)
+        return stuck_among(runs, now=self.ports.clock.now(), threshold=threshold)
 
     # -- worker side --------------------------------------------------------------------
     async def tick(self) -> int:
@@ -697,7 +600,7 @@ class Runtime:
         rkey = keys.result_key(idem, attempt)
         stored = await self.ports.ledger.get_result(rkey)
         if stored is not None:  # a redelivery: report the outcome, never run it again
-            await self._apply(tenant, run_id, _report(body, stored))
+            await self._apply(tenant, run_id, report_outcome(body, stored))
             return
         state = await self._load(tenant, run_id)
         if state.status == "new" or state.finished:
@@ -706,53 +609,24 @@ class Runtime:
                 "key": body["key"], "attempt": attempt,
                 "reason": "run not found" if state.status == "new" else "run finished"})
             return
-        result = await self._invoke(message, rkey)
+        result = await invoke_action(self.actions, self.telemetry, message, rkey)
         try:
             # One commit records the outcome and appends the events that report it; the
             # state read above is used first (a conflict reloads it).
-            await self._apply(tenant, run_id, _report(body, result), result=result,
+            await self._apply(tenant, run_id, report_outcome(body, result), result=result,
                               loaded=state)
         except NondeterminismError:
             stored = await self.ports.ledger.get_result(rkey)
             if stored is None:
                 raise  # not the ledger's: the definition changed under the run
             # Two workers ran the same attempt at once; the first recorded outcome wins.
-            await self._apply(tenant, run_id, _report(body, stored))
+            await self._apply(tenant, run_id, report_outcome(body, stored))
         except WorkflowEngineError:
             # Not reported now (a foreign queue, a moved run, conflicts): keep the outcome,
             # so whoever handles this message again reports it without a second run.
             with contextlib.suppress(NondeterminismError):
                 await self.ports.ledger.record_result(result)
             raise
-
-    async def _invoke(self, message: Message, rkey: str) -> ActionResult:
-        body = message.body
-        ctx = ActionContext(tenant=message.tenant, run_id=message.run_id or "",
-                            step_key=body["key"], idempotency_key=body["idempotency_key"],
-                            attempt=body["attempt"])
-        call = self.actions.invoke(body["action"], body["input"], ctx)
-        error: dict[str, Any]
-        span = self.telemetry.span(f"wf.action {body['action']}", {
-            "wf.action": body["action"], "wf.run_id": ctx.run_id, "wf.step_key": ctx.step_key,
-            "wf.idempotency_key": ctx.idempotency_key, "wf.attempt": ctx.attempt,
-        })
-        try:
-            with span:
-                output = await asyncio.wait_for(call, body["timeout_s"])
-            return ActionResult(result_key=rkey, idempotency_key=ctx.idempotency_key, ok=True,
-                                output=output)
-        except TimeoutError:
-            error = {"code": ErrorCode.ACTION_TIMEOUT, "retryable": True,
-                     "message": f"action {body['action']!r} exceeded {body['timeout_s']}s"}
-        except ActionFailedError as e:
-            error = {**e.to_dict(), "retryable": e.retryable}
-        except WorkflowEngineError as e:
-            error = {**e.to_dict(), "retryable": e.retryable}
-        except Exception as e:  # an action's own exception is its outcome, not a crash
-            error = {"code": ErrorCode.ACTION_FAILED, "retryable": True,
-                     "message": f"{type(e).__name__}: {e}"}
-        return ActionResult(result_key=rkey, idempotency_key=ctx.idempotency_key, ok=False,
-                            error=error)
 
     # -- the core loop ------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -997,8 +871,3 @@ class Runtime:
             tenant=tenant, kind=kind, at=self.ports.clock.now(), run_id=run_id, data=data,
         ))
 
-
-def _report(body: dict[str, Any], result: ActionResult) -> cmd.ReportOutcome:
-    """The input that reports an ``execute_action`` message's outcome to its run."""
-    return cmd.ReportOutcome(key=body["key"], attempt=body["attempt"], ok=result.ok,
-                             output=result.output, error=result.error)
