@@ -7,7 +7,7 @@ import json
 import logging
 from typing import Any
 
-from wfapps.worker import JsonFormatter
+from wfapps.json_logs import JsonFormatter
 
 __all__ = ["json_logger", "records"]
 

@@ -390,13 +390,22 @@ def temporal_worker(
         help="temporal://host:port/namespace?task_queue=q (default: WF_ENGINE_URL).")] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant (default: WF_TENANT).")] = None,
 ) -> None:
-    """Poll the Temporal task queue of the engine URL until SIGTERM (docs/temporal.md)."""
+    """Poll the Temporal task queue of the engine URL until SIGTERM (docs/temporal.md).
+
+    Every WF_WORKER_STUCK_CHECK_S it logs the stuck runs of WF_WORKER_TENANTS (default:
+    the tenant) as `run.stuck` JSON lines on stderr.
+    """
+    from wfapps.settings import WorkerSettings
     from wfapps.temporal_worker import load_actions, serve_temporal_worker  # temporal extra
 
+    env = dict(os.environ)
+    if tenant is not None:
+        env.setdefault("WF_WORKER_TENANTS", tenant)
     try:
         actions, definitions = load_actions(paths)
         code = asyncio.run(serve_temporal_worker(_settings(engine, tenant), actions,
-                                                 definitions))
+                                                 definitions,
+                                                 worker=WorkerSettings.from_env(env)))
     except WorkflowEngineError as e:
         raise _fail(e) from None
     raise typer.Exit(code)

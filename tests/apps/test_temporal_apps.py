@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import Client
 
 from tests.apps.conftest import VAULT
 from tests.apps.test_cli import data, wf
@@ -25,11 +26,13 @@ from tests.contract.temporal_fixtures import (
     temporal_settings,
 )
 from wfadapters.memory.api_keys import InMemoryApiKeyStore
+from wfadapters.temporal.pollers import QueuePollers
 from wfapps import Settings, open_runtime
 from wfapps.api import create_app
 from wfapps.cli_move import move_between
 from wfapps.keys import create_api_key
 from wfapps.loading import load_package
+from wfapps.temporal_worker import temporal_settings as temporal_settings_of
 from wfdomain.engine import Engine
 
 pytestmark = pytest.mark.temporal
@@ -62,12 +65,26 @@ async def _finished(engine: Engine, run_id: str, timeout_s: float = 30.0) -> str
         await asyncio.sleep(0.1)  # polling with a deadline
 
 
+async def _polling(url: str, worker: subprocess.Popen[bytes]) -> None:
+    """Return once the worker process polls the queue: without a worker, reads fail fast."""
+    settings = temporal_settings_of(Settings.from_url(url))
+    client = await Client.connect(settings.target, namespace=settings.namespace)
+    pollers = QueuePollers(client, settings.namespace)
+    deadline = time.monotonic() + 30
+    while not any(who.startswith(f"{worker.pid}@")
+                  for who in (await pollers.serving(settings.task_queue, fresh=True)).live):
+        assert worker.poll() is None, "the wf temporal-worker process exited"
+        assert time.monotonic() < deadline, "the wf temporal-worker process never polled"
+        await asyncio.sleep(0.1)  # polling the server for the worker, with a deadline
+
+
 @contextmanager
 def temporal_worker(url: str, folder: Path) -> Iterator[None]:
     """A `wf temporal-worker` process serving ``url``'s queue (queries need one)."""
     worker = subprocess.Popen([str(WF), "temporal-worker", str(folder), "--engine", url],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        asyncio.run(_polling(url, worker))
         yield
     finally:
         worker.terminate()  # SIGTERM: it drains and exits 0

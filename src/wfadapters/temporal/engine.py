@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -39,6 +39,7 @@ from wfadapters.temporal import moves, waiting, wire
 from wfadapters.temporal.converter import DATA_CONVERTER
 from wfadapters.temporal.errors import quote as _q
 from wfadapters.temporal.errors import unavailable as _unavailable
+from wfadapters.temporal.pollers import QueuePollers, served
 from wfdomain.actions import ActionRegistry
 from wfdomain.codec import decode_envelope
 from wfdomain.commands import DecideTask
@@ -80,6 +81,7 @@ _KEYWORDS = (wire.SA_TENANT, wire.SA_STATUS, wire.SA_PARENT)
 # a moved run's workflow completed (its summary, filtered below, says ``moved``).
 _CLOSED = {"completed": "Completed", "failed": "Failed", "cancelled": "Canceled",
            "moved": "Completed"}
+T = TypeVar("T")
 
 
 class CancelNotConfirmedError(WorkflowEngineError):
@@ -133,6 +135,12 @@ class TemporalEngine:
         self._resolver = CorrelationResolver(self.settings.correlation_paths)
         self._definitions: dict[tuple[str, str, int], Definition] = {}
         self._watch: set[str] = set()
+        self._pollers = QueuePollers(client, self.settings.namespace)
+
+    async def _served(self, call: Awaitable[T]) -> T:
+        """Await a query or update, failing fast when no worker serves the queue."""
+        return await served(self._pollers, self.settings.task_queue, self.settings.namespace,
+                            call)
 
     @classmethod
     async def connect(cls, settings: TemporalSettings, actions: ActionRegistry) -> TemporalEngine:
@@ -173,23 +181,30 @@ class TemporalEngine:
         except RPCError as e:
             raise _unavailable(e) from e
 
+    async def _put_definition(self, stored: StoredDefinition) -> Any:
+        handle = await self._tenant_handle(stored.tenant)
+        return await handle.execute_update("put_definition", {
+            "definition_id": stored.definition_id, "version": stored.version,
+            "content_hash": stored.content_hash, "document": stored.document})
+
     async def register_definition(self, tenant: str, definition: Definition) -> StoredDefinition:
         """Check a definition's actions and store it in the tenant's catalogue.
+
+        The catalogue is a workflow, so a worker must serve the task queue.
 
         Raises:
             UnknownActionError: an action step names an unregistered action.
             DefinitionError: code ``DEFINITION_CONFLICT`` when the version is stored with
                 other content.
+            StorageUnavailableError: no worker serves the task queue (at once, details:
+                ``task_queue``), or the server cannot be reached.
         """
         self.actions.check_definition(definition)
         stored = StoredDefinition(
             tenant=tenant, definition_id=definition.id, version=definition.version,
             content_hash=definition.content_hash, document=definition.to_document(),
         )
-        handle = await self._tenant_handle(tenant)
-        conflict = await handle.execute_update("put_definition", {
-            "definition_id": stored.definition_id, "version": stored.version,
-            "content_hash": stored.content_hash, "document": stored.document})
+        conflict = await self._served(self._put_definition(stored))
         if conflict is not None:
             raise DefinitionError(
                 f"definition {definition.id} v{definition.version} is registered with other "
@@ -491,7 +506,7 @@ class TemporalEngine:
 
     async def _query(self, tenant: str, run_id: str, name: str) -> Any:
         try:
-            return await self._handle(tenant, run_id).query(name)
+            return await self._served(self._handle(tenant, run_id).query(name))
         except RPCError as e:
             if e.status == RPCStatusCode.NOT_FOUND:
                 raise RunNotFoundError(f"run {run_id} not found") from None

@@ -33,6 +33,7 @@ the memo is not rewritten while a run stays ``running``.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,14 +45,10 @@ from temporalio.api.enums.v1 import (
     EventType,
     PendingActivityState,
     PendingWorkflowTaskState,
-    TaskQueueKind,
-    TaskQueueType,
 )
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as ExecutionStatus
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
-    DescribeTaskQueueRequest,
     DescribeWorkflowExecutionRequest,
     DescribeWorkflowExecutionResponse,
     GetWorkflowExecutionHistoryReverseRequest,
@@ -60,6 +57,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from wfadapters.temporal import wire
 from wfadapters.temporal.errors import unavailable
+from wfadapters.temporal.pollers import QueuePollers
 from wfdomain.records import RunSummary
 from wfdomain.runtime import RuntimeSettings, StuckRun
 
@@ -73,8 +71,6 @@ DEFAULT_STUCK_AFTER = RuntimeSettings().stuck_after
 
 _SCAN_LIMIT = 10_000
 _CONCURRENCY = 16
-_QUEUE_TYPES = {"workflow": TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-                "activity": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,31 +87,6 @@ def _at(stamp: Timestamp) -> datetime:
 
 def _iso(stamp: Timestamp) -> str | None:
     return _at(stamp).isoformat() if stamp.seconds or stamp.nanos else None
-
-
-class _Pollers:
-    """The last poll time of each task queue (by type), asked once per scan."""
-
-    def __init__(self, engine: TemporalEngine) -> None:
-        self._engine = engine
-        self._seen: dict[tuple[str, str], datetime | None] = {}
-        self._asking = asyncio.Lock()  # runs are inspected concurrently: ask once
-
-    async def last_poll(self, queue: str, queue_type: str) -> datetime | None:
-        async with self._asking:
-            if (queue, queue_type) in self._seen:
-                return self._seen[(queue, queue_type)]
-            request = DescribeTaskQueueRequest(
-                namespace=self._engine.settings.namespace,
-                task_queue=TaskQueue(name=queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
-                task_queue_type=_QUEUE_TYPES[queue_type])
-            try:
-                found = await self._engine.client.workflow_service.describe_task_queue(request)
-            except RPCError as e:
-                raise unavailable(e) from e
-            polls = [_at(p.last_access_time) for p in found.pollers]
-            self._seen[(queue, queue_type)] = last = max(polls) if polls else None
-            return last
 
 
 async def _describe(engine: TemporalEngine, workflow_id: str
@@ -160,7 +131,7 @@ def _activities(described: DescribeWorkflowExecutionResponse) -> list[dict[str, 
             for a in described.pending_activities]
 
 
-async def _unserved(pollers: _Pollers, queue: str, waiting: list[tuple[str, datetime]]
+async def _unserved(pollers: QueuePollers, queue: str, waiting: list[tuple[str, datetime]]
                     ) -> dict[str, Any] | None:
     """The first scheduled task of ``waiting`` that no poll came for since it was scheduled."""
     for queue_type, scheduled in waiting:
@@ -183,7 +154,7 @@ def _idle_candidate(run: RunSummary, now: datetime, threshold: timedelta) -> boo
 
 
 async def _inspect(engine: TemporalEngine, run: RunSummary, now: datetime,
-                   threshold: timedelta, pollers: _Pollers) -> TemporalStuckRun | None:
+                   threshold: timedelta, pollers: QueuePollers) -> TemporalStuckRun | None:
     if run.finished or not _idle_candidate(run, now, threshold):
         return None
     found = await _describe(engine, wire.run_workflow_id(run.tenant, run.run_id))
@@ -258,7 +229,7 @@ async def inspect_runs(engine: TemporalEngine, runs: Sequence[RunSummary], *,
     """
     threshold = DEFAULT_STUCK_AFTER if older_than is None else older_than
     now = datetime.now(UTC)
-    pollers = _Pollers(engine)
+    pollers = QueuePollers(engine.client, engine.settings.namespace, max_age_s=math.inf)
     # Each idle run costs two round trips: overlap them (bounded) rather than queue them.
     gate = asyncio.Semaphore(_CONCURRENCY)
 

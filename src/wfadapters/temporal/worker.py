@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,8 +44,14 @@ def build_worker(client: Client, actions: ActionRegistry, task_queue: str,
         actions: The actions this worker can execute (the same registry as local engines).
         task_queue: The one task queue from configuration.
         **options: Further ``temporalio.worker.Worker`` options (concurrency limits...).
+            Without an ``identity``, the worker gets the client's (``pid@host``) plus a
+            suffix of its own.
     """
     activities = Activities(actions, client)
+    # One identity per worker, not per process: the server lists pollers and worker
+    # heartbeats by identity, and a producer tells a worker that shut down from one still
+    # polling by it (``pollers.py``), also when both lived in one process.
+    options.setdefault("identity", f"{client.identity}/{uuid.uuid4().hex[:8]}")
     return Worker(
         client, task_queue=task_queue, workflows=list(WORKFLOWS),
         activities=[activities.execute_action, activities.load_definition],

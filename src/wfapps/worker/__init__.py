@@ -4,7 +4,7 @@ Consumers, the scheduler loop, the stuck-run detector, health and Prometheus met
 JSON logs. Needs the ``worker`` extra (prometheus-client).
 """
 
-from wfapps.worker.logs import JsonFormatter, configure_logging
+from wfapps.json_logs import JsonFormatter, configure_logging
 from wfapps.worker.main import load_packages, runtime_options, serve
 from wfapps.worker.metrics import WorkerMetrics
 from wfapps.worker.service import WorkerService

@@ -9,10 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from wfapps.bootstrap import open_runtime
+from wfapps.json_logs import configure_logging
 from wfapps.loading import load_package
 from wfapps.settings import Settings, WorkerSettings
 from wfapps.tracing import telemetry_for
-from wfapps.worker.logs import configure_logging
 from wfapps.worker.service import WorkerService
 from wfdomain.actions import ActionRegistry
 from wfdomain.definition import Definition

@@ -19,10 +19,10 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from wfapps.json_logs import log_fields
 from wfapps.settings import WorkerSettings
 from wfapps.tracing import message_lag_s
 from wfapps.worker.health import HealthServer
-from wfapps.worker.logs import log_fields
 from wfapps.worker.metrics import WorkerMetrics
 from wfdomain.records import Delivery
 from wfdomain.runtime import Runtime
