@@ -20,13 +20,19 @@ with the min and max beside it; ratios are taken per repetition.
   the compiled-expression cache lookup, input check, per-evaluation frame with time and
   depth bounds, ``$nowIso``, denied names unbound, range cap, output conversion and cap.
 * ``isolated``: ``ProcessPoolEvaluator.evaluate`` with the same arguments: the load-time
-  and input checks here, a JSON request over a pipe, the contract in the worker, a JSON
-  reply. Its median call is the round trip; minus the in-process median of the same
+  and input checks here, a marshal request over a pipe, the contract in the worker, a
+  JSON reply. Its median call is the round trip; minus the in-process median of the same
   repetition, it is the cost of the isolation itself.
 
-Two diagnostics follow: the floor (a 200-byte echo through a pipe to a forkserver child)
-and where a round trip goes (request to worker start, the worker's evaluation, reply to
-caller; stamps of the system-wide monotonic clock taken in both processes).
+Diagnostics follow: the floor (a 200-byte echo through a pipe to a forkserver child, both
+ends waiting as the pool does: a bounded spin, then a blocking wait; and both ends
+blocking at once, the way the pool waited before it spun), where a round trip goes
+(request to worker start, the worker's evaluation, reply to caller; stamps of the
+system-wide monotonic clock taken in both processes), the CPU the isolated mode costs:
+per evaluation (caller and worker together, against the wall time of the call) and of an
+idle worker over one second, and the lag of an asyncio loop next to a thread that
+evaluates back to back (in-process, isolated, and isolated without spinning: the GIL
+cost of a spinning caller).
 
 Targets: contract >= 0.75x plain evaluations/s; isolated median round trip < 250 us.
 The load average is printed before and after: on a shared machine every figure moves with
@@ -36,11 +42,13 @@ it, the ratios much less.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import multiprocessing
 import os
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -50,7 +58,13 @@ from typing import Any
 from jsonata import Jsonata
 
 from wfadapters.isolation import IsolationOptions, ProcessPoolEvaluator
-from wfadapters.isolation.worker import encode_request
+from wfadapters.isolation.worker import (
+    encode_request,
+    readable_poller,
+    recv_message,
+    send_message,
+    wait_readable,
+)
 from wfdomain.expressions import IN_PROCESS
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -84,27 +98,31 @@ def _timed(call: Callable[[], Any], number: int) -> tuple[float, list[float]]:
     return number / (time.perf_counter() - started), samples
 
 
-def _echo(conn: Connection) -> None:
+def _echo(conn: Connection, spin_us: int) -> None:
+    poller = readable_poller(conn)
     while True:
+        wait_readable(poller, spin_us / 1e6)
         try:
-            conn.send_bytes(conn.recv_bytes())
+            send_message(conn.fileno(), recv_message(conn.fileno()))
         except EOFError:
             return
 
 
-def _pipe_floor(repeat: int, number: int) -> list[float]:
+def _pipe_floor(repeat: int, number: int, spin_us: int) -> list[float]:
     """Median round trip (us) of 200 bytes echoed by a forkserver child, per repetition."""
     context = multiprocessing.get_context("forkserver")
     parent, child = context.Pipe()
-    echo = context.Process(target=_echo, args=(child,), daemon=True)
+    echo = context.Process(target=_echo, args=(child, spin_us), daemon=True)
     echo.start()
     child.close()
     payload = b"x" * 200
+    poller = readable_poller(parent)
 
     def round_trip() -> None:
-        parent.send_bytes(payload)
-        parent.poll(5.0)
-        parent.recv_bytes()
+        send_message(parent.fileno(), payload)
+        wait_readable(poller, spin_us / 1e6)
+        poller.poll(5000)
+        recv_message(parent.fileno())
 
     medians = [statistics.median(_timed(round_trip, number)[1]) * 1e6 for _ in range(repeat + 1)]
     parent.close()
@@ -112,21 +130,23 @@ def _pipe_floor(repeat: int, number: int) -> list[float]:
     return medians[1:]
 
 
-def _timed_worker(conn: Connection) -> None:
+def _timed_worker(conn: Connection, spin_us: int) -> None:
     """A worker answering like the pool's, replying with when it started and finished."""
     from wfadapters.isolation.worker import _answer
 
+    poller = readable_poller(conn)
     while True:
+        wait_readable(poller, spin_us / 1e6)
         try:
-            raw = conn.recv_bytes()
+            raw = recv_message(conn.fileno())
         except EOFError:
             return
         started = time.perf_counter()
         _answer(raw)
-        conn.send_bytes(json.dumps([started, time.perf_counter()]).encode())
+        send_message(conn.fileno(), json.dumps([started, time.perf_counter()]).encode())
 
 
-def _segments(source: str, number: int) -> tuple[float, float, float]:
+def _segments(source: str, number: int, spin_us: int) -> tuple[float, float, float]:
     """Median us of: request sent -> worker starts, worker's work, worker done -> reply read.
 
     ``perf_counter`` is the system-wide monotonic clock, so the two processes' stamps
@@ -134,16 +154,18 @@ def _segments(source: str, number: int) -> tuple[float, float, float]:
     """
     context = multiprocessing.get_context("forkserver")
     parent, child = context.Pipe()
-    worker = context.Process(target=_timed_worker, args=(child,), daemon=True)
+    worker = context.Process(target=_timed_worker, args=(child, spin_us), daemon=True)
     worker.start()
     child.close()
+    poller = readable_poller(parent)
     request = encode_request(source, None, DATA, NOW, None)
     parts: tuple[list[float], list[float], list[float]] = ([], [], [])
     for _ in range(number):
         sent = time.perf_counter()
-        parent.send_bytes(request)
-        parent.poll(5.0)
-        started, done = json.loads(parent.recv_bytes())
+        send_message(parent.fileno(), request)
+        wait_readable(poller, spin_us / 1e6)
+        poller.poll(5000)
+        started, done = json.loads(recv_message(parent.fileno()))
         read = time.perf_counter()
         for part, value in zip(parts, (started - sent, done - started, read - done), strict=True):
             part.append(value * 1e6)
@@ -151,6 +173,49 @@ def _segments(source: str, number: int) -> tuple[float, float, float]:
     worker.join(5.0)
     wake, work, back = (statistics.median(part) for part in parts)
     return wake, work, back
+
+
+def _loop_lag(evaluate: Callable[[], Any] | None, seconds: float) -> tuple[float, ...]:
+    """An asyncio loop ticking every 1 ms while a thread evaluates back to back.
+
+    Returns the loop's median and p99 lag (us past each 1 ms tick), the thread's median
+    call (us) and its evaluations/s: how much a caller thread waiting on a worker (spinning
+    or blocked) holds up the loop next to it.
+    """
+    calls: list[float] = []
+    stop = threading.Event()
+
+    def work() -> None:
+        while evaluate is not None and not stop.is_set():
+            started = time.perf_counter()
+            evaluate()
+            calls.append(time.perf_counter() - started)
+
+    async def ticks() -> list[float]:
+        lags = []
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            started = time.perf_counter()
+            await asyncio.sleep(0.001)
+            lags.append((time.perf_counter() - started - 0.001) * 1e6)
+        return lags
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    lags = sorted(asyncio.run(ticks()))
+    stop.set()
+    thread.join()
+    call = statistics.median(calls) * 1e6 if calls else 0.0
+    return lags[len(lags) // 2], lags[int(len(lags) * 0.99)], call, len(calls) / seconds
+
+
+def _cpu_s(pids: frozenset[int]) -> float:
+    """CPU time (s) the processes have run, from the scheduler's nanosecond counter."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/schedstat") as stat:
+            total += int(stat.read().split()[0])
+    return total / 1e9
 
 
 def _spread(values: list[float]) -> tuple[float, float, float]:
@@ -163,12 +228,16 @@ def main() -> None:
     parser.add_argument("--number", type=int, default=1000, help="evaluations per repetition")
     parser.add_argument("--workers", type=int, default=1, help="isolated worker processes")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 x 300 evaluations")
+    parser.add_argument("--spin-us", type=int, default=IsolationOptions().spin_us,
+                        help="IsolationOptions.spin_us of the pool (0: block at once)")
     args = parser.parse_args()
     if args.quick:
         args.repeat, args.number = 2, 300
 
     load_before = os.getloadavg()[0]
-    with ProcessPoolEvaluator(IsolationOptions(workers=args.workers)) as pool:
+    options = IsolationOptions(workers=args.workers, spin_us=args.spin_us)
+    cpu: dict[str, tuple[float, float, float]] = {}
+    with ProcessPoolEvaluator(options) as pool:
         rows = []
         for name, source in EXPRESSIONS.items():
             print(f"timing {name}: {source}", file=sys.stderr, flush=True)
@@ -185,17 +254,43 @@ def main() -> None:
                 raise SystemExit(f"{name}: the modes disagree: {results}")
             rates: dict[str, list[float]] = {mode: [] for mode in MODES}
             medians: dict[str, list[float]] = {mode: [] for mode in MODES}
-            for _ in range(args.repeat + 1):  # the first repetition warms up
+            spent = [0.0, 0.0, 0.0]  # isolated: wall, caller CPU, workers' CPU (s)
+            for repetition in range(args.repeat + 1):  # the first repetition warms up
                 for mode in MODES:
+                    wall, caller, workers = (time.perf_counter(), time.process_time(),
+                                             _cpu_s(pool.pids))
                     rate, samples = _timed(calls[mode], args.number)
                     rates[mode].append(rate)
                     medians[mode].append(statistics.median(samples) * 1e6)
+                    if mode == "isolated" and repetition:
+                        for index, value in enumerate((
+                                time.perf_counter() - wall, time.process_time() - caller,
+                                _cpu_s(pool.pids) - workers)):
+                            spent[index] += value
+            calls_timed = args.repeat * args.number
+            cpu[name] = (spent[0] / calls_timed * 1e6, spent[1] / calls_timed * 1e6,
+                         spent[2] / calls_timed * 1e6)
             rows.append((name, source,
                          {mode: values[1:] for mode, values in rates.items()},
                          {mode: values[1:] for mode, values in medians.items()}))
+        idle_from = _cpu_s(pool.pids)
+        time.sleep(1.0)
+        idle_cpu_ms = (_cpu_s(pool.pids) - idle_from) * 1e3
+        simple = EXPRESSIONS["simple"]
+        lag_rows = [("no evaluations", _loop_lag(None, 1.0)),
+                    ("in-process", _loop_lag(
+                        lambda: IN_PROCESS.evaluate(simple, DATA, now=NOW), 1.0)),
+                    (f"isolated, spin {args.spin_us} us", _loop_lag(
+                        lambda: pool.evaluate(simple, DATA, now=NOW), 1.0))]
+    if args.spin_us:
+        with ProcessPoolEvaluator(IsolationOptions(workers=args.workers, spin_us=0)) as blocking:
+            lag_rows.append(("isolated, spin 0 (blocking at once)", _loop_lag(
+                lambda: blocking.evaluate(simple, DATA, now=NOW), 1.0)))
+
 
     print(f"\n{args.repeat} repetitions x {args.number} evaluations, "
-          f"{args.workers} isolated worker(s); evaluations/s median (min-max); "
+          f"{args.workers} isolated worker(s), spin {args.spin_us} us; "
+          "evaluations/s median (min-max); "
           f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after\n")
     print("| expression | mode | evals/s (1 / median call) | min-max | vs plain "
           "| median call | throughput evals/s (all calls) |")
@@ -220,15 +315,33 @@ def main() -> None:
             f"| {name} | {ratio:.2f}x | {'PASS' if ratio >= 0.75 else 'MISS'} "
             f"| {trip:.0f} us ({tlow:.0f}-{thigh:.0f}) | {'PASS' if trip < 250 else 'MISS'} "
             f"| {extra:.0f} us ({elow:.0f}-{ehigh:.0f}) |")
-    floor, flow, fhigh = _spread(_pipe_floor(args.repeat, args.number))
+    floor, flow, fhigh = _spread(_pipe_floor(args.repeat, args.number, args.spin_us))
+    blocked, blow, bhigh = _spread(_pipe_floor(args.repeat, args.number, 0))
     print(f"\nFloor on this machine now: a 200-byte echo through a pipe to a forkserver "
-          f"child, median round trip {floor:.0f} us ({flow:.0f}-{fhigh:.0f}).")
-    print("\nWhere an isolated round trip goes (median us; one worker, the pool's wire format):")
+          f"child, median round trip {floor:.0f} us ({flow:.0f}-{fhigh:.0f}) waiting as "
+          f"the pool does (spin {args.spin_us} us), {blocked:.0f} us ({blow:.0f}-{bhigh:.0f}) "
+          "with both ends blocking at once.")
+    print("\nCPU of the isolated mode (us per evaluation, all timed calls; the caller's CPU "
+          "includes its checks and encoding):")
+    print("\n| expression | wall time per call | caller CPU | worker CPU |")
+    print("|---|---:|---:|---:|")
+    for name, (wall, caller, worker) in cpu.items():
+        print(f"| {name} | {wall:.0f} | {caller:.0f} | {worker:.0f} |")
+    print(f"\nAn idle worker over the 1 s after the last call: {idle_cpu_ms:.2f} ms of CPU.")
+    print("\nAn asyncio loop ticking every 1 ms while another thread evaluates the simple "
+          "expression back to back (1 s each):")
+    print("\n| the thread | loop lag median | loop lag p99 | thread's median call "
+          "| evals/s |")
+    print("|---|---:|---:|---:|---:|")
+    for label, (lag50, lag99, call, rate) in lag_rows:
+        print(f"| {label} | {lag50:.0f} us | {lag99:.0f} us | {call:.0f} us | {rate:,.0f} |")
+    print("\nWhere an isolated round trip goes (median us; one worker, the pool's wire format "
+          "and waiting):")
     print("\n| expression | request -> worker starts | worker evaluates | reply -> caller "
           "| in-process call |")
     print("|---|---:|---:|---:|---:|")
     for name, source, _, medians in rows:
-        wake, work, back = _segments(source, args.number)
+        wake, work, back = _segments(source, args.number, args.spin_us)
         print(f"| {name} | {wake:.0f} | {work:.0f} | {back:.0f} "
               f"| {statistics.median(medians['contract']):.0f} |")
     print("\nTargets: contract >= 0.75x plain; isolated median round trip < 250 us.\n")

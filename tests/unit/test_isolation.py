@@ -9,7 +9,11 @@ that a killed worker's PID is gone and replaced, and that the next evaluation wo
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import os
+import struct
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,8 +26,21 @@ from typing import Any
 import pytest
 
 from wfadapters.isolation import IsolationOptions, ProcessPoolEvaluator
+from wfadapters.isolation.worker import (
+    readable_poller,
+    recv_message,
+    send_message,
+    wait_readable,
+)
 from wfdomain.errors import ExpressionError
-from wfdomain.expressions import IN_PROCESS, ExpressionCode, ExpressionEvaluator, ExpressionLimits
+from wfdomain.expressions import (
+    IN_PROCESS,
+    ExpressionCode,
+    ExpressionEvaluator,
+    ExpressionLimits,
+    compile_expression,
+    evaluation_input,
+)
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678_901, tzinfo=UTC)
 PATH = "steps[0].values.x"
@@ -60,6 +77,16 @@ def gone(pid: int) -> bool:
         return True
     status = Path(f"/proc/{pid}/status")
     return status.exists() and "State:\tZ" in status.read_text()
+
+
+def state(pid: int) -> str:
+    """The process's scheduler state: R running (or spinning), S asleep on its pipe."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def cpu_ns(pid: int) -> int:
+    """Nanoseconds of CPU the process has used."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
 
 
 def wait_until(condition: Any, timeout_s: float = 10.0) -> None:
@@ -236,6 +263,24 @@ class TestHostileExpressionsIsolated:
             ExpressionCode.DEPTH_EXCEEDED
         )
 
+    def test_input_too_deep_to_send_is_a_stable_error(self, pool: ProcessPoolEvaluator) -> None:
+        # Only reachable with the recursion limit and max_input_depth raised far beyond
+        # their defaults: the wire format nests at most about 2,000 levels.
+        deep: Any = 1
+        for _ in range(2_500):
+            deep = {"a": deep}
+        previous = sys.getrecursionlimit()
+        sys.setrecursionlimit(10_000)
+        try:
+            with pytest.raises(ExpressionError) as caught:
+                pool.evaluate("1", {"input": deep}, now=NOW, path=PATH,
+                              limits=ExpressionLimits(max_input_depth=5_000))
+        finally:
+            sys.setrecursionlimit(previous)
+        assert caught.value.code == ExpressionCode.DEPTH_EXCEEDED
+        assert caught.value.path == PATH
+        assert_pool_works(pool)
+
 
 class TestPoolLifecycle:
     def test_a_worker_killed_while_idle_is_replaced_on_use(self) -> None:
@@ -250,6 +295,7 @@ class TestPoolLifecycle:
     def test_a_worker_dying_mid_evaluation_is_a_stable_error(self) -> None:
         with ProcessPoolEvaluator(IsolationOptions(workers=1)) as pool:
             (pid,) = pool.pids
+            started_with = cpu_ns(pid)
             errors: list[ExpressionError] = []
 
             def evaluate() -> None:
@@ -263,8 +309,8 @@ class TestPoolLifecycle:
 
             caller = threading.Thread(target=evaluate)
             caller.start()
-            # Running (R), not sleeping on its pipe (S): the request has arrived.
-            wait_until(lambda: Path(f"/proc/{pid}/stat").read_text().split()[2] == "R")
+            # More CPU than its bounded spin for a request could take: it is evaluating.
+            wait_until(lambda: cpu_ns(pid) - started_with > 100_000_000)
             os.kill(pid, 9)  # as the kernel's OOM killer would
             caller.join(10)
             assert not caller.is_alive()
@@ -293,6 +339,29 @@ class TestPoolLifecycle:
         with ProcessPoolEvaluator(IsolationOptions(workers=1, start_method="spawn")) as pool:
             assert outcome(pool, "input.items[0]") == outcome(IN_PROCESS, "input.items[0]")
 
+    def test_without_spinning_results_and_deadlines_are_the_same(self) -> None:
+        options = IsolationOptions(workers=1, spin_us=0, grace_ms=GRACE_MS)
+        with ProcessPoolEvaluator(options) as pool:
+            assert outcome(pool, "input.items[0]") == outcome(IN_PROCESS, "input.items[0]")
+            (pid,) = pool.pids
+            with pytest.raises(ExpressionError) as caught:
+                pool.evaluate("$sum([1..10000000])", {}, now=NOW,
+                              limits=ExpressionLimits(**BIG, timeout_ms=300))
+            assert caught.value.code == ExpressionCode.TIMEOUT
+            assert caught.value.details["killed_pid"] == pid
+            assert pool.evaluate("1 + 1", {}, now=NOW) == 2
+
+    def test_an_idle_worker_stops_spinning_and_costs_no_cpu(self) -> None:
+        with ProcessPoolEvaluator(IsolationOptions(workers=1, spin_us=5000)) as pool:
+            (pid,) = pool.pids
+            assert pool.evaluate("1 + 1", {}, now=NOW) == 2
+            # After its bounded spin the worker blocks on its pipe (S), not on the CPU (R).
+            wait_until(lambda: state(pid) == "S")
+            before = cpu_ns(pid)
+            time.sleep(0.3)  # the window measured, not a synchronisation
+            # A worker that kept spinning would use most of the window (300 ms).
+            assert cpu_ns(pid) - before < 20_000_000
+
     @pytest.mark.parametrize(
         "options",
         [
@@ -300,9 +369,93 @@ class TestPoolLifecycle:
             {"memory_limit_mb": 10},
             {"grace_ms": -1},
             {"start_method": "fork"},
+            {"spin_us": -1},
+            {"spin_us": 10_001},
         ],
     )
     def test_options_are_checked(self, options: dict[str, Any]) -> None:
         with pytest.raises(ExpressionError) as caught:
             IsolationOptions(**options)
         assert caught.value.code == ExpressionCode.INVALID
+
+
+class TestWaiting:
+    def test_wait_readable_reports_input_and_eof_and_ends_after_its_spin(self) -> None:
+        parent, child = multiprocessing.Pipe()
+        poller = readable_poller(parent)
+        assert not wait_readable(poller, 0.002)  # nothing came: it gives up after the spin
+        assert not wait_readable(poller, 0.0)
+        child.send_bytes(b"x")
+        assert wait_readable(poller, 0.002)
+        assert parent.recv_bytes() == b"x"
+        child.close()
+        assert wait_readable(poller, 0.002)  # EOF: the reader's recv reports it
+        with pytest.raises(EOFError):
+            parent.recv_bytes()
+        parent.close()
+
+
+class TestFraming:
+    """The pool's reads and writes frame messages exactly as multiprocessing's Connection."""
+
+    def test_messages_cross_with_connection_framing_both_ways(self) -> None:
+        left, right = multiprocessing.Pipe()
+        big = os.urandom(300_000)  # more than a pipe holds: the writer waits for the reader
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            for payload in (b"", b"x", big):
+                sent = thread.submit(send_message, left.fileno(), payload)
+                assert right.recv_bytes() == payload
+                sent.result()
+                sent = thread.submit(right.send_bytes, payload)
+                assert recv_message(left.fileno()) == payload
+                sent.result()
+        left.close()
+        right.close()
+
+    def test_long_header_eof_and_extra_bytes(self) -> None:
+        read, write = os.pipe()
+        os.write(write, struct.pack("!iQ", -1, 5) + b"hello")  # Connection's > 2 GiB form
+        assert recv_message(read) == b"hello"
+        os.write(write, struct.pack("!i", 5) + b"hello" + struct.pack("!i", 0))
+        with pytest.raises(OSError, match="more than one message"):
+            recv_message(read)
+        os.write(write, struct.pack("!i", 10) + b"half")
+        os.close(write)
+        with pytest.raises(EOFError):  # the writer died mid-message
+            recv_message(read)
+        with pytest.raises(EOFError):
+            recv_message(read)
+        os.close(read)
+
+
+class TestCheckedEvaluation:
+    """The worker's entry point: evaluate minus the input walk its caller has made."""
+
+    @pytest.mark.parametrize(
+        ("source", "data"),
+        [
+            ("input.items[qty > 1].sku", DATA),
+            ("input", MappingProxyType({"input": MappingProxyType({"xs": (1, 2)})})),
+            ('"\\ud800" & input.s', {"input": {"s": "\udc00 ünï"}}),
+            ("input.n / 0", {"input": {"n": -0.0}}),
+            ("[1..6]", {}),
+            ("[1..100]", {}),
+            ("$nowIso()", {}),
+            ("($f := function($x){ 1 + $f($x + 1) }; $f(1))", {}),
+        ],
+    )
+    def test_gives_what_evaluate_gives_on_the_document_sent(self, source: str, data: Any) -> None:
+        limits = ExpressionLimits(max_output_bytes=40)
+        compiled = compile_expression(source, path=PATH)
+        document = evaluation_input(data, NOW, path=PATH, limits=limits)
+        sent = json.loads(json.dumps(document))
+
+        def run(call: Any) -> Any:
+            try:
+                return ("ok", call())
+            except ExpressionError as error:
+                return ("error", error.to_dict())
+
+        assert run(lambda: compiled.evaluate_checked(sent, now=NOW, limits=limits)) == run(
+            lambda: compiled.evaluate(data, now=NOW, limits=limits)
+        )
