@@ -75,7 +75,7 @@ function json(value) {
 }
 
 // -- runs list ---------------------------------------------------------------------
-async function showRuns(params) {
+async function showRuns(params, current = () => true) {
   const view = document.getElementById("view");
   const status = params.get("status") || "";
   const definition = params.get("definition") || "";
@@ -106,13 +106,14 @@ async function showRuns(params) {
     e.preventDefault();
     importRun(archiveFile.files[0]).catch(report);
   } }, el("label", {}, "Import a run archive ", archiveFile), el("button", { type: "submit" }, "Import"));
+  if (!current()) return;
   render(view, el("h2", {}, "Runs"), filters, importForm,
     el("table", { id: "runs" }, el("tr", {}, ...["Run", "Definition", "Status", "Version", "Created", "Last progress"].map((h) => el("th", {}, h))), ...rows),
     rows.length ? null : el("p", {}, "No runs."));
 }
 
 // -- one run -----------------------------------------------------------------------
-async function showRun(runId) {
+async function showRun(runId, current = () => true) {
   const view = document.getElementById("view");
   const path = `/runs/${encodeURIComponent(runId)}`;
   const [run, timeline, targets] = await Promise.all([api("GET", path), api("GET", `${path}/timeline`),
@@ -161,6 +162,7 @@ async function showRun(runId) {
   const eventRows = timeline.events.map((e) => el("tr", { class: "clickable event-row", onclick: () => loadVersion(e.version).catch(report) },
     el("td", {}, e.version), el("td", {}, e.offset_s.toFixed(3)), el("td", {}, e.type), el("td", {}, e.key), el("td", {}, e.data)));
 
+  if (!current()) return;
   render(view, 
     el("h2", {}, "Run ", el("span", { id: "run-id" }, run.run_id)),
     el("p", {}, statusCell(run.status), ` · ${run.definition_id} v${run.definition_version} · ${run.engine}/${run.queue} · version ${run.version}`,
@@ -263,7 +265,7 @@ function readForm(form) {
   return data;
 }
 
-async function showInbox(params) {
+async function showInbox(params, current = () => true) {
   const view = document.getElementById("view");
   const assignee = params.get("assignee") || "";
   const tasks = await api("GET", `/tasks${assignee ? `?assignee=${encodeURIComponent(assignee)}` : ""}`);
@@ -290,6 +292,7 @@ async function showInbox(params) {
         ` · due ${task.deadline || "no deadline"}`),
       form, el("div", { class: "row" }, ...task.outcomes.map(outcome)));
   });
+  if (!current()) return;
   render(view, el("h2", {}, "Inbox"), filter, ...cards, cards.length ? null : el("p", { id: "inbox-empty" }, "No open tasks."));
 }
 
@@ -298,7 +301,13 @@ function report(e) {
   say(e instanceof ApiError ? `Error ${e.code}: ${e.message.slice(e.code.length + 2)}` : String(e), "error");
 }
 
+// Each navigation renders only while it is the latest: a slow answer to an earlier one
+// (the unfiltered list, say) must not replace the page the operator asked for since.
+let navigation = 0;
+
 async function route() {
+  const seq = ++navigation;
+  const current = () => seq === navigation;
   const hash = location.hash || "#/runs";
   const [path, query] = hash.slice(1).split("?");
   const params = new URLSearchParams(query || "");
@@ -307,10 +316,10 @@ async function route() {
     return;
   }
   try {
-    if (path.startsWith("/run/")) await showRun(decodeURIComponent(path.slice(5)));
-    else if (path.startsWith("/inbox")) await showInbox(params);
-    else await showRuns(params);
-  } catch (e) { report(e); }
+    if (path.startsWith("/run/")) await showRun(decodeURIComponent(path.slice(5)), current);
+    else if (path.startsWith("/inbox")) await showInbox(params, current);
+    else await showRuns(params, current);
+  } catch (e) { if (current()) report(e); }
 }
 
 document.getElementById("key-form").onsubmit = (e) => {
