@@ -30,6 +30,8 @@ __all__ = [
     "ActionLedger",
     "ApiKeyStore",
     "check_append",
+    "check_claim",
+    "check_positive",
     "AuditLog",
     "Clock",
     "DefinitionStore",
@@ -388,3 +390,20 @@ def check_append(
     for task in summary.human_tasks:
         if task.tenant != summary.tenant or task.run_id != summary.run_id:
             raise ValueError(f"human task {task.task_id} belongs to another run")
+
+
+def check_positive(name: str, value: int) -> None:
+    """Raise ``ValueError`` unless ``value`` (a count, a limit) is at least 1."""
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+def check_claim(min_idle: timedelta, count: int) -> None:
+    """Check ``Stream.claim_idle``'s arguments, as every stream must before any I/O.
+
+    Raises:
+        ValueError: ``count`` below 1 or a negative ``min_idle``.
+    """
+    check_positive("count", count)
+    if min_idle < timedelta(0):
+        raise ValueError(f"min_idle must not be negative, got {min_idle}")

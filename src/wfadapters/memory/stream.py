@@ -7,7 +7,7 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from wfdomain.ports import Clock
+from wfdomain.ports import Clock, check_claim, check_positive
 from wfdomain.records import Delivery, Message
 
 __all__ = ["InMemoryStream"]
@@ -29,10 +29,6 @@ class _Group:
     dead: dict[str, int] = field(default_factory=dict)
 
 
-def _positive(name: str, value: int) -> None:
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-
 
 class InMemoryStream:
     """A ``Stream`` in process memory, shaped like a Redis stream with consumer groups.
@@ -51,7 +47,7 @@ class InMemoryStream:
     """
 
     def __init__(self, clock: Clock, *, max_deliveries: int = 5) -> None:
-        _positive("max_deliveries", max_deliveries)
+        check_positive("max_deliveries", max_deliveries)
         self._clock = clock
         self._max_deliveries = max_deliveries
         # Serialises writers. Consume, claim and ack each move an entry between the log
@@ -86,7 +82,7 @@ class InMemoryStream:
         return delivery_id
 
     async def consume(self, group: str, consumer: str, *, count: int = 10) -> list[Delivery]:
-        _positive("count", count)
+        check_positive("count", count)
         async with self._lock:
             state = self._groups.setdefault(group, _Group())
             now = self._clock.now()
@@ -104,9 +100,7 @@ class InMemoryStream:
     async def claim_idle(
         self, group: str, consumer: str, *, min_idle: timedelta, count: int = 10
     ) -> list[Delivery]:
-        _positive("count", count)
-        if min_idle < timedelta(0):
-            raise ValueError(f"min_idle must not be negative, got {min_idle}")
+        check_claim(min_idle, count)
         async with self._lock:
             state = self._groups.get(group)
             if state is None:

@@ -13,7 +13,7 @@ from wfadapters.redis import _scripts
 from wfadapters.redis._errors import translated
 from wfadapters.redis.client import RedisConnection
 from wfdomain.errors import ErrorCode, WorkflowEngineError
-from wfdomain.ports import Clock
+from wfdomain.ports import Clock, check_claim, check_positive
 from wfdomain.records import Delivery, Message
 
 __all__ = ["EntryState", "RedisStream", "check_claim_idle"]
@@ -21,10 +21,6 @@ __all__ = ["EntryState", "RedisStream", "check_claim_idle"]
 EntryState = Literal["missing", "queued", "pending", "done"]
 """Where a published message is in Redis (see ``RedisStream.states``)."""
 
-
-def _positive(name: str, value: int) -> None:
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
 
 
 def check_claim_idle(claim_idle: timedelta, handler_timeout: timedelta) -> None:
@@ -119,7 +115,7 @@ class RedisStream:
         self, conn: RedisConnection, clock: Clock, *, max_deliveries: int = 5,
         handler_timeout: timedelta = timedelta(0),
     ) -> None:
-        _positive("max_deliveries", max_deliveries)
+        check_positive("max_deliveries", max_deliveries)
         self._conn = conn
         self._r = conn.client
         self._clock = clock
@@ -167,7 +163,7 @@ class RedisStream:
         return [_delivery_id(m.tenant, str(e)) for m, e in zip(messages, entries, strict=True)]
 
     async def consume(self, group: str, consumer: str, *, count: int = 10) -> list[Delivery]:
-        _positive("count", count)
+        check_positive("count", count)
         async with translated(self._conn.address):
             entries = await self._consume(
                 args=[self._conn.prefix, group, consumer, count, self._now_ms()])
@@ -190,9 +186,7 @@ class RedisStream:
     async def claim_idle(
         self, group: str, consumer: str, *, min_idle: timedelta, count: int = 10
     ) -> list[Delivery]:
-        _positive("count", count)
-        if min_idle < timedelta(0):
-            raise ValueError(f"min_idle must not be negative, got {min_idle}")
+        check_claim(min_idle, count)
         if self._handler_timeout and min_idle <= self._handler_timeout:
             check_claim_idle(min_idle, self._handler_timeout)
         async with translated(self._conn.address):

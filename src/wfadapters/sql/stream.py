@@ -18,7 +18,7 @@ from wfadapters.sql.queue_schema import (
     wf_stream_pending,
 )
 from wfadapters.sql.types import micros
-from wfdomain.ports import Clock
+from wfdomain.ports import Clock, check_claim, check_positive
 from wfdomain.records import Delivery, Message
 
 __all__ = ["SqlStream"]
@@ -26,10 +26,6 @@ __all__ = ["SqlStream"]
 _pending = wf_stream_pending.c
 _Row: TypeAlias = Row[*tuple[Any, ...]]
 
-
-def _positive(name: str, value: int) -> None:
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
 
 
 def _delivery_id(position: int) -> str:
@@ -67,7 +63,7 @@ class SqlStream:
     """
 
     def __init__(self, db: Database, clock: Clock, *, max_deliveries: int = 5) -> None:
-        _positive("max_deliveries", max_deliveries)
+        check_positive("max_deliveries", max_deliveries)
         self._db = db
         self._clock = clock
         self._max_deliveries = max_deliveries
@@ -144,7 +140,7 @@ class SqlStream:
         return int((await conn.execute(locked)).scalar_one())
 
     async def consume(self, group: str, consumer: str, *, count: int = 10) -> list[Delivery]:
-        _positive("count", count)
+        check_positive("count", count)
         now = micros(self._clock.now())
         if not await self._has_new(group):
             return []
@@ -195,9 +191,7 @@ class SqlStream:
     async def claim_idle(
         self, group: str, consumer: str, *, min_idle: timedelta, count: int = 10
     ) -> list[Delivery]:
-        _positive("count", count)
-        if min_idle < timedelta(0):
-            raise ValueError(f"min_idle must not be negative, got {min_idle}")
+        check_claim(min_idle, count)
         now = self._clock.now()
         idle_since = micros(now - min_idle)
         if not await self._has_idle(group, idle_since):
