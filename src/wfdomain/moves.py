@@ -28,7 +28,7 @@ from wfdomain.events import RunMoved, RunStarted
 from wfdomain.keys import timer_schedule_key
 from wfdomain.projection import summarize
 from wfdomain.records import AuditRecord, RunSummary, Snapshot
-from wfdomain.state import replay
+from wfdomain.state import RunState, replay
 
 if TYPE_CHECKING:
     from wfdomain.definition import Definition
@@ -36,8 +36,24 @@ if TYPE_CHECKING:
     from wfdomain.runtime import Runtime
 
 __all__ = ["MoveResult", "MoveTarget", "export_run", "import_run", "mark_moved", "move_run",
-           "moved_error"]
+           "moved_error", "refuse_run_tree"]
 
+
+def refuse_run_tree(state: RunState) -> None:
+    """Refuse to move an unfinished run that has a parent or open children.
+
+    A tree moves only whole, and only single runs or finished ones can be moved today.
+
+    Raises:
+        UnsupportedOperationError: the run is unfinished and part of a run tree.
+    """
+    if not state.finished and (state.parent_run_id is not None or state.children):
+        raise UnsupportedOperationError(
+            f"run {state.run_id} is unfinished and part of a run tree (parent "
+            f"{state.parent_run_id!r}, {len(state.children)} open children); only "
+            "single runs, or finished ones, can be moved",
+            details={"run_id": state.run_id, "parent_run_id": state.parent_run_id,
+                     "children": sorted(state.children)})
 
 async def _audit(runtime: Runtime, tenant: str, kind: str, run_id: str,
                  data: dict[str, Any]) -> None:
@@ -91,14 +107,7 @@ async def import_run(
                      engine=runtime.settings.engine, queue=runtime.settings.queue)
     # Folded with the RunMoved: the archive of a run `wf move` marked ends ``moved``.
     state = replay([moved], replay(decode_envelope(e) for e in parsed.history))
-    if not state.finished and (state.parent_run_id is not None or state.children):
-        raise UnsupportedOperationError(
-            f"run {run_id} is unfinished and part of a run tree (parent "
-            f"{state.parent_run_id!r}, {len(state.children)} open children); only "
-            "single runs, or finished ones, can be moved",
-            details={"run_id": run_id, "parent_run_id": state.parent_run_id,
-                     "children": sorted(state.children)},
-        )
+    refuse_run_tree(state)
     await runtime.register_definition(tenant, parsed.definition)
     for result in parsed.action_results:
         await runtime.ports.ledger.record_result(result)
@@ -263,13 +272,7 @@ async def move_run(source: Runtime, target: Engine, tenant: str, run_id: str,
 async def _preflight(source: Runtime, target: Engine, tenant: str, run_id: str,
                      to_tenant: str) -> None:
     state = await source.get_state(tenant, run_id)
-    if not state.finished and (state.parent_run_id is not None or state.children):
-        raise UnsupportedOperationError(
-            f"run {run_id} is unfinished and part of a run tree (parent "
-            f"{state.parent_run_id!r}, {len(state.children)} open children); only "
-            "single runs, or finished ones, can be moved",
-            details={"run_id": run_id, "parent_run_id": state.parent_run_id,
-                     "children": sorted(state.children)})
+    refuse_run_tree(state)
     try:
         await target.get_run(to_tenant, run_id)
     except RunNotFoundError:

@@ -40,7 +40,7 @@ from wfdomain.errors import (
     UnsupportedOperationError,
 )
 from wfdomain.events import RunMoved, RunStarted
-from wfdomain.moves import MoveResult, MoveTarget
+from wfdomain.moves import MoveResult, MoveTarget, refuse_run_tree
 from wfdomain.projection import summarize
 from wfdomain.records import ActionResult, RunSummary
 from wfdomain.state import replay
@@ -98,13 +98,7 @@ async def import_run(
         pass
     else:
         raise RunAlreadyExistsError(f"run {run_id} already exists")
-    if not state.finished and (state.parent_run_id is not None or state.children):
-        raise UnsupportedOperationError(
-            f"run {run_id} is unfinished and part of a run tree (parent "
-            f"{state.parent_run_id!r}, {len(state.children)} open children); only "
-            "single runs, or finished ones, can be moved",
-            details={"run_id": run_id, "parent_run_id": state.parent_run_id,
-                     "children": sorted(state.children)})
+    refuse_run_tree(state)
     if not resume and not state.finished:
         raise UnsupportedOperationError(
             "an unfinished run imported into Temporal resumes at once (resume=False "
@@ -253,13 +247,7 @@ async def _preflight(engine: TemporalEngine, target: Engine, tenant: str, run_id
     from wfadapters.temporal.engine import TemporalEngine
 
     state = await engine.get_state(tenant, run_id)
-    if not state.finished and (state.parent_run_id is not None or state.children):
-        raise UnsupportedOperationError(
-            f"run {run_id} is unfinished and part of a run tree (parent "
-            f"{state.parent_run_id!r}, {len(state.children)} open children); only "
-            "single runs, or finished ones, can be moved",
-            details={"run_id": run_id, "parent_run_id": state.parent_run_id,
-                     "children": sorted(state.children)})
+    refuse_run_tree(state)
     if (isinstance(target, TemporalEngine) and to_tenant == tenant
             and (target.settings.target, target.settings.namespace)
             == (engine.settings.target, engine.settings.namespace)):
