@@ -17,17 +17,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
 die() { echo "bootstrap-venv: $*" >&2; exit 1; }
 
-find_python() {
-  local candidate
-  for candidate in python3.11 python3; do
-    if command -v "$candidate" >/dev/null 2>&1 &&
-      "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
-      command -v "$candidate"
-      return 0
-    fi
-  done
-  return 1
-}
+# shellcheck source=scripts/find-python.sh
+source "$ROOT/scripts/find-python.sh"
 
 venv_ok() {
   [[ -x "$VENV/bin/python" ]] &&
