@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any, cast
 
 import pytest
@@ -28,6 +29,7 @@ from tests.contract.engine_helpers import (
 from tests.contract.engine_helpers import TENANT as ENGINE_TENANT
 from tests.contract.helpers import TENANT, audit, envelope, envelopes, message, summary
 from wfadapters.memory import ManualClock
+from wfdomain import keys
 from wfdomain.errors import ConcurrencyConflictError, StorageUnavailableError
 from wfdomain.ports import EventStore
 from wfdomain.records import EventEnvelope, Message, ScheduledMessage
@@ -162,10 +164,7 @@ class OutboxContract:
                                              ret("steps.a.n")]))
         with pytest.raises(SystemExit):
             await doomed.start_run(ENGINE_TENANT, "one", run_id="run-1")
-        for _ in range(20):
-            await outbox.relay()
-            if not await survivor.run_until_idle():
-                break
+        await _drive(outbox, survivor)
         run = await survivor.get_run(ENGINE_TENANT, "run-1")
         assert (run.status, actions.count("double")) == ("completed", 1)
 
@@ -186,10 +185,7 @@ class OutboxContract:
         with pytest.raises(SystemExit):
             await doomed.work_once()
         assert actions.count() == 0
-        for _ in range(20):
-            await outbox.relay()
-            if not await runtime.run_until_idle():
-                break
+        await _drive(outbox, runtime)
         run = await runtime.get_run(ENGINE_TENANT, "run-1")
         assert (run.status, actions.count("double")) == ("completed", 1)
 
@@ -208,15 +204,35 @@ class OutboxContract:
         # doing anything else. The child's start went into the outbox with that append.
         with pytest.raises(SystemExit):
             await doomed.work_once()
-        for _ in range(20):
-            await outbox.relay()
-            if not await runtime.run_until_idle():
-                break
+        await _drive(outbox, runtime)
         parent = await runtime.get_run(ENGINE_TENANT, "run-1")
         children = [r for r in await runtime.list_runs(ENGINE_TENANT)
                     if r.parent_run_id == "run-1"]
         assert (parent.status, [c.status for c in children]) == ("completed", ["completed"])
         assert (await runtime.get_state(ENGINE_TENANT, "run-1")).output == {"child_got": 7}
+
+    async def test_a_timer_the_scheduler_lost_fires_after_reschedule_timers(
+        self, outbox: OutboxHarness, clock: ManualClock
+    ) -> None:
+        actions = RecordingActions()
+        runtime = Runtime(outbox.ports, actions.registry)
+        await register(runtime, doc("napper", [{"type": "sleep", "id": "nap", "seconds": 60},
+                                               action("double", {"n": 1}, id="a"),
+                                               ret("steps.a.n")]))
+        await runtime.start_run(ENGINE_TENANT, "napper", run_id="run-1")
+        await _drive(outbox, runtime)
+        [timer_id] = (await runtime.get_state(ENGINE_TENANT, "run-1")).timers
+        # The scheduler loses the timer (a Redis restarted without persistence, say).
+        assert await outbox.ports.scheduler.cancel(
+            keys.timer_schedule_key(ENGINE_TENANT, "run-1", timer_id))
+        clock.advance(timedelta(seconds=61))
+        assert await runtime.tick() == 0
+        assert await runtime.reschedule_timers(ENGINE_TENANT, "run-1") == 1
+        assert await runtime.reschedule_timers(ENGINE_TENANT, "run-1") == 1  # repeatable
+        await _drive(outbox, runtime)
+        run = await runtime.get_run(ENGINE_TENANT, "run-1")
+        assert (run.status, actions.count("double")) == ("completed", 1)
+        assert await runtime.reschedule_timers(ENGINE_TENANT, "run-1") == 0
 
     async def test_due_timer_that_cannot_be_recorded_fires_later(
         self, outbox: OutboxHarness
@@ -230,3 +246,11 @@ class OutboxContract:
             await Runtime(broken, RecordingActions().registry).tick()
         assert await Runtime(outbox.ports, RecordingActions().registry).tick() == 1
         assert await delivered(outbox) == [message(1)]
+
+
+async def _drive(outbox: OutboxHarness, runtime: Runtime) -> None:
+    """Relay and work until nothing is left to do now."""
+    for _ in range(20):
+        await outbox.relay()
+        if not await runtime.run_until_idle():
+            return
