@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from wfadapters.redis import RedisStream
 from wfadapters.sql.event_store import SqlEventStore
@@ -35,6 +35,7 @@ from wfdomain.records import (
     ActionResult,
     AuditRecord,
     EventEnvelope,
+    HeldMessage,
     HumanTaskRecord,
     Message,
     RunSummary,
@@ -70,11 +71,12 @@ class RelayedEventStore:
         self, events: Sequence[EventEnvelope], *, expected_version: int, summary: RunSummary,
         fencing_token: int | None = None, messages: Sequence[Message] = (),
         admission: Admission | None = None, result: ActionResult | None = None,
+        held: Sequence[HeldMessage] = (), release: Sequence[str] = (),
     ) -> int:
         version, recorded = await self.store.append_reporting(
             events, expected_version=expected_version, summary=summary,
             fencing_token=fencing_token, messages=messages, admission=admission,
-            result=result)
+            result=result, held=held, release=release)
         if recorded:  # a retry of a stored batch recorded nothing: publish nothing
             await self._publish(messages)
         return version
@@ -84,6 +86,11 @@ class RelayedEventStore:
     ) -> None:
         await self.store.record_messages(messages, audit=audit)
         await self._publish(messages)
+
+    async def release_overdue(self, now: datetime, *, limit: int = 100) -> list[Message]:
+        released = await self.store.release_overdue(now, limit=limit)
+        await self._publish(released)
+        return released
 
     async def read(self, tenant: str, run_id: str, *, after: int = 0,
                    upto: int | None = None) -> list[EventEnvelope]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from wfdomain import commands as cmd
@@ -11,7 +14,36 @@ from wfdomain.errors import ActionFailedError, ErrorCode, WorkflowEngineError
 from wfdomain.records import ActionResult, Message
 from wfdomain.telemetry import Telemetry
 
-__all__ = ["invoke_action", "report_outcome"]
+__all__ = ["ActionListener", "ActionRun", "invoke_action", "report_outcome"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionRun:
+    """One action attempt a runtime ran, as its ``action_listeners`` are told of it.
+
+    Attributes:
+        message: The attempt's ``execute_action`` message: delivered from the stream, or
+            held by the worker that ran it in place.
+        result: The outcome, as the runtime records it.
+        in_place: Run by the worker whose own decision scheduled it (see
+            ``RuntimeSettings.run_actions_in_place``), not delivered as a message.
+        started_at: When the action was called, by the runtime's clock.
+        finished_at: When its outcome was known, by the runtime's clock.
+    """
+
+    message: Message
+    result: ActionResult
+    in_place: bool
+    started_at: datetime
+    finished_at: datetime
+
+
+ActionListener = Callable[[ActionRun], None]
+"""Told of every action attempt a runtime ran (the worker service logs and counts them).
+
+Called on the runtime's task after the attempt, before its outcome is appended; it must
+be quick and must not raise.
+"""
 
 
 async def invoke_action(actions: ActionRegistry, telemetry: Telemetry, message: Message,

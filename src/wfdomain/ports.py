@@ -17,6 +17,7 @@ from wfdomain.records import (
     AuditRecord,
     Delivery,
     EventEnvelope,
+    HeldMessage,
     HumanTaskRecord,
     Lease,
     Message,
@@ -56,6 +57,8 @@ class EventStore(Protocol):
         messages: Sequence[Message] = (),
         admission: Admission | None = None,
         result: ActionResult | None = None,
+        held: Sequence[HeldMessage] = (),
+        release: Sequence[str] = (),
     ) -> int:
         """Append ``events`` to one run atomically after ``expected_version``.
 
@@ -93,6 +96,13 @@ class EventStore(Protocol):
         without its events or the reverse. A retry recognised as already stored records
         nothing (the first attempt did).
 
+        ``held`` messages are recorded in the same atomic step as ``messages`` are, but
+        are not delivered: ``release_overdue`` publishes each once its ``until`` has
+        passed. ``release`` names held messages (by message id) that the writer has
+        handled: they are dropped in the same atomic step, so a message handled in place
+        is never published; an id that is not held (already published, or never held)
+        is ignored. A retry recognised as already stored holds and releases nothing.
+
         Raises:
             ConcurrencyConflictError: the run is not at ``expected_version`` (for a new run
                 ``expected_version`` is 0), or ``fencing_token`` is older than the newest
@@ -112,6 +122,18 @@ class EventStore(Protocol):
         For work that follows no append (a submitted event, a task decision, a due
         timer): the messages (and the audit record, when given) are stored together or
         not at all, and are then delivered to the stream at least once.
+        """
+        ...
+
+    async def release_overdue(self, now: datetime, *, limit: int = 100) -> list[Message]:
+        """Publish up to ``limit`` held messages whose ``until`` is at or before ``now``.
+
+        Each is moved from the held set to the outbox atomically, earliest ``until``
+        first, and is returned by exactly one call, even with several callers at once.
+        Returns the messages published.
+
+        Raises:
+            ValueError: ``limit`` is below 1.
         """
         ...
 

@@ -17,6 +17,7 @@ __all__ = [
     "AuditRecord",
     "Delivery",
     "EventEnvelope",
+    "HeldMessage",
     "HumanTaskRecord",
     "JSONValue",
     "Lease",
@@ -219,6 +220,23 @@ class Message:
     tenant: str
     run_id: str | None
     body: dict[str, JSONValue]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeldMessage:
+    """A message its writer handles itself, published only if the writer fails to.
+
+    A worker that appends a decision scheduling an action for its own run runs that
+    action at once instead of publishing the message and polling it back. The message is
+    still recorded with the append (``EventStore.append(held=...)``), but held: no
+    consumer sees it until ``until`` has passed (``EventStore.release_overdue``). The
+    worker's next append releases it (``release=``) when the work is done, so it is never
+    published; a worker that dies or stalls leaves it to be published and handled by
+    another, exactly as if it had been a pending delivery of a dead consumer.
+    """
+
+    message: Message
+    until: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

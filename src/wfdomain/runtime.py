@@ -12,12 +12,12 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from wfdomain import commands as cmd
 from wfdomain import keys, moves
-from wfdomain.action_calls import invoke_action, report_outcome
+from wfdomain.action_calls import ActionListener, ActionRun, invoke_action, report_outcome
 from wfdomain.actions import ActionRegistry
 from wfdomain.codec import decode_envelope, decode_state, encode_state, to_envelope
 from wfdomain.correlation import CorrelationResolver
@@ -30,6 +30,7 @@ from wfdomain.errors import (
     ErrorCode,
     HumanTaskNotFoundError,
     InputValidationError,
+    LeaseLostError,
     NondeterminismError,
     QuotaFullError,
     RunAlreadyExistsError,
@@ -49,6 +50,7 @@ from wfdomain.records import (
     AuditRecord,
     Delivery,
     EventEnvelope,
+    HeldMessage,
     Lease,
     Message,
     MessageKind,
@@ -69,6 +71,9 @@ __all__ = ["Ports", "ProcessOutcome", "Runtime", "RuntimeSettings", "StuckRun"]
 
 ProcessOutcome = Literal["acked", "rejected", "retry", "failed"]
 """What ``Runtime.process`` did with a delivery."""
+
+_RELEASE_BATCH = 100
+_RELEASE_CHECK_EVERY = timedelta(seconds=1)
 
 
 class _ForeignRunError(WorkflowEngineError):
@@ -96,6 +101,10 @@ class Runtime:
         self._resolver = CorrelationResolver(self.settings.correlation_paths)
         self._definitions: dict[tuple[str, str, int], Definition] = {}
         self._states: OrderedDict[tuple[str, str], RunState] = OrderedDict()
+        self._next_release_check: datetime | None = None
+        self._handing_over = False
+        self.action_listeners: list[ActionListener] = []
+        """Told of every action attempt this runtime runs (``ActionRun``)."""
         self._quota = QuotaPolicy(default=self.settings.max_active_runs_per_tenant,
                                   per_tenant=self.settings.tenant_max_active_runs)
 
@@ -201,6 +210,7 @@ class Runtime:
                 )
         except ConcurrencyConflictError:
             raise RunAlreadyExistsError(f"run {run_id} already exists") from None
+        self._remember(state)  # a worker of this process starts from it without a read
         return summarize(state)
 
     async def submit_event(
@@ -452,8 +462,24 @@ class Runtime:
 
     # -- worker side --------------------------------------------------------------------
     async def tick(self) -> int:
-        """Publish every scheduled message that is due; return how many."""
-        due = await self.ports.scheduler.take_due(self.ports.clock.now())
+        """Publish every scheduled message that is due and every overdue held one.
+
+        Held messages (``HeldMessage``: a worker's in-place work) are published once
+        their hold has run out, which happens only when that worker died or stalled;
+        they are looked for at most once a second of clock time. Returns how many
+        messages were published.
+        """
+        now = self.ports.clock.now()
+        released = 0
+        if self._next_release_check is None or now >= self._next_release_check:
+            found = await self.ports.events.release_overdue(now, limit=_RELEASE_BATCH)
+            released = len(found)
+            if released < _RELEASE_BATCH:  # a full batch: look again next tick
+                self._next_release_check = now + _RELEASE_CHECK_EVERY
+        return released + await self._publish_due(now)
+
+    async def _publish_due(self, now: datetime) -> int:
+        due = await self.ports.scheduler.take_due(now)
         if due:
             try:
                 await self.ports.events.record_messages([item.message for item in due])
@@ -556,7 +582,7 @@ class Runtime:
             case "advance" | "deliver":
                 assert message.run_id is not None
                 inp = decode_input(message.body["input"])
-                await self._apply(message.tenant, message.run_id, inp)
+                await self._apply(message.tenant, message.run_id, inp, in_place=True)
             case "route_event":
                 await self._route_event(message)
             case "admit_runs":
@@ -585,7 +611,7 @@ class Runtime:
             decision = await self._apply(tenant, run_id, cmd.DeliverEvent(
                 key=step_key, event_id=body["event_id"], event_name=body["name"],
                 payload=body["payload"],
-            ))
+            ), in_place=True)
             delivered += bool(decision.events)
         if not delivered:
             await self._audit(tenant, "event.unmatched", message.run_id,
@@ -600,7 +626,7 @@ class Runtime:
         rkey = keys.result_key(idem, attempt)
         stored = await self.ports.ledger.get_result(rkey)
         if stored is not None:  # a redelivery: report the outcome, never run it again
-            await self._apply(tenant, run_id, report_outcome(body, stored))
+            await self._apply(tenant, run_id, report_outcome(body, stored), in_place=True)
             return
         state = await self._load(tenant, run_id)
         if state.status == "new" or state.finished:
@@ -609,18 +635,18 @@ class Runtime:
                 "key": body["key"], "attempt": attempt,
                 "reason": "run not found" if state.status == "new" else "run finished"})
             return
-        result = await invoke_action(self.actions, self.telemetry, message, rkey)
+        result = await self._invoke(message, rkey, in_place=False)
         try:
             # One commit records the outcome and appends the events that report it; the
             # state read above is used first (a conflict reloads it).
             await self._apply(tenant, run_id, report_outcome(body, result), result=result,
-                              loaded=state)
+                              loaded=state, in_place=True)
         except NondeterminismError:
             stored = await self.ports.ledger.get_result(rkey)
             if stored is None:
                 raise  # not the ledger's: the definition changed under the run
             # Two workers ran the same attempt at once; the first recorded outcome wins.
-            await self._apply(tenant, run_id, report_outcome(body, stored))
+            await self._apply(tenant, run_id, report_outcome(body, stored), in_place=True)
         except WorkflowEngineError:
             # Not reported now (a foreign queue, a moved run, conflicts): keep the outcome,
             # so whoever handles this message again reports it without a second run.
@@ -645,48 +671,163 @@ class Runtime:
 
     async def _apply(self, tenant: str, run_id: str, inp: cmd.Input, *,
                      result: ActionResult | None = None,
-                     loaded: RunState | None = None) -> cmd.Decision:
+                     loaded: RunState | None = None, in_place: bool = False) -> cmd.Decision:
         """Decide on ``inp`` and append the decision, reloading after each conflict.
 
         ``result``, when given, is the action outcome ``inp`` reports: recorded with the
         append (or alone, when the decision has no events). ``loaded`` is a state read
         earlier, tried first: the append's expected version catches it being stale.
+        ``in_place`` (a worker handling a message): an action the decision schedules
+        runs right here under the same lease, and so on for what its outcome decides
+        (see ``RuntimeSettings.run_actions_in_place``). Returns the first decision.
         """
-        async with self.lease_run(tenant, run_id) as lease:
-            for _ in range(self.settings.max_conflict_retries):
-                state = loaded if loaded is not None else await self._load(tenant, run_id)
-                loaded = None
-                if state.status == "new":
-                    raise RunNotFoundError(f"run {run_id} not found")
-                if state.status == "moved":  # not retryable: the target has the run now
-                    raise await moves.moved_error(self, summarize(state))
-                if state.queue != self.settings.queue or state.engine != self.settings.engine:
-                    await self._refuse_foreign(state)
-                definition = await self._definition_of(state)
-                evaluator = self.settings.expression_evaluator or IN_PROCESS
-                ctx = DecisionContext(now=self.ports.clock.now(),
-                                      limits=self.settings.expression_limits, evaluator=evaluator)
-                if evaluator.blocking:  # decide is pure, so a thread is safe
-                    decision = await asyncio.to_thread(decide, definition, state, inp, ctx)
-                else:
-                    decision = decide(definition, state, inp, ctx)
-                if not decision.events:
-                    if result is not None:
-                        await self.ports.ledger.record_result(result)
-                    return decision
-                messages = self._follow_ups(state, decision.commands)
-                if self._frees_capacity(state, decision):
-                    messages.append(self._message("admit_runs", tenant, None, {}))
-                try:
-                    new_state = await self._append(state, decision, lease, messages, result)
-                except ConcurrencyConflictError:
-                    continue  # another writer won: reload and decide again
-                self._remember(new_state)
-                await self._carry_out(state, decision.commands)
-                return decision
-            raise StorageUnavailableError(
-                f"run {run_id}: gave up after {self.settings.max_conflict_retries} conflicts"
-            )
+        lease = await self.ports.lock.acquire(keys.run_lock_key(tenant, run_id),
+                                              self.worker_id, ttl=self.settings.lock_ttl)
+        try:
+            decision, state, held = await self._decide_and_append(
+                tenant, run_id, inp, lease, result=result, loaded=loaded, in_place=in_place)
+            while held is not None:
+                state, held, lease = await self._run_in_place(state, held, lease)
+            return decision
+        finally:
+            if lease is not None:
+                await self.ports.lock.release(lease)
+
+    async def _decide_and_append(
+        self, tenant: str, run_id: str, inp: cmd.Input, lease: Lease | None, *,
+        result: ActionResult | None = None, loaded: RunState | None = None,
+        in_place: bool = False, release: Sequence[str] = (),
+    ) -> tuple[cmd.Decision, RunState, Message | None]:
+        """One decision, appended; the new state and the message held for in place.
+
+        ``release`` names the held message whose outcome ``inp`` reports: dropped by
+        the append, so it is never published.
+        """
+        for _ in range(self.settings.max_conflict_retries):
+            # Not the cached state as it is: a decision on a state other writers have
+            # moved past can re-derive events they already stored (at a frozen clock,
+            # identical ones), which the store would take for a retry of that batch and
+            # accept without this input. _load reads what was appended since.
+            state = loaded if loaded is not None else await self._load(tenant, run_id)
+            loaded = None
+            if state.status == "new":
+                raise RunNotFoundError(f"run {run_id} not found")
+            if state.status == "moved":  # not retryable: the target has the run now
+                raise await moves.moved_error(self, summarize(state))
+            if state.queue != self.settings.queue or state.engine != self.settings.engine:
+                await self._refuse_foreign(state)
+            definition = await self._definition_of(state)
+            evaluator = self.settings.expression_evaluator or IN_PROCESS
+            now = self.ports.clock.now()
+            ctx = DecisionContext(now=now, limits=self.settings.expression_limits,
+                                  evaluator=evaluator)
+            if evaluator.blocking:  # decide is pure, so a thread is safe
+                decision = await asyncio.to_thread(decide, definition, state, inp, ctx)
+            else:
+                decision = decide(definition, state, inp, ctx)
+            if not decision.events:
+                if result is not None:
+                    await self.ports.ledger.record_result(result)
+                return decision, state, None
+            messages = self._follow_ups(state, decision.commands)
+            if self._frees_capacity(state, decision):
+                messages.append(self._message("admit_runs", tenant, None, {}))
+            held = (self._take_in_place(messages)
+                    if in_place and lease is not None else None)
+            try:
+                new_state = await self._append(
+                    state, decision, lease, messages, result,
+                    held=() if held is None else (
+                        HeldMessage(message=held, until=now + self.settings.claim_idle),),
+                    release=release)
+            except ConcurrencyConflictError:
+                continue  # another writer won: reload and decide again
+            self._remember(new_state)
+            await self._carry_out(state, decision.commands)
+            return decision, new_state, held
+        raise StorageUnavailableError(
+            f"run {run_id}: gave up after {self.settings.max_conflict_retries} conflicts"
+        )
+
+    def hand_over(self) -> None:
+        """Run no more actions in place: send them as messages from now on.
+
+        For a worker shutting down: the action it is running finishes and is reported,
+        and what that decides next goes to the stream for the other workers, instead
+        of keeping this worker busy until the run waits or ends.
+        """
+        self._handing_over = True
+
+    def _take_in_place(self, messages: list[Message]) -> Message | None:
+        """Remove and return the first ``execute_action`` message this worker can run."""
+        if not self.settings.run_actions_in_place or self._handing_over:
+            return None
+        names = self.actions.names()
+        for i, message in enumerate(messages):
+            if message.kind == "execute_action" and message.body["action"] in names:
+                return messages.pop(i)
+        return None
+
+    async def _run_in_place(
+        self, state: RunState, message: Message, lease: Lease | None,
+    ) -> tuple[RunState, Message | None, Lease | None]:
+        """Run a held ``execute_action`` message's action and append its report.
+
+        What ``_execute_action`` does for a consumed message, minus the reads: the
+        attempt was scheduled by this worker's own append a moment ago, and ``state``
+        is what that append stored. The report's append releases the held message.
+        Returns the state after it, the next held message and the lease (renewed).
+        """
+        body, tenant, run_id = message.body, state.tenant, state.run_id
+        rkey = keys.result_key(body["idempotency_key"], body["attempt"])
+        result = await self._invoke(message, rkey, in_place=True)
+        lease = await self._renewed(lease)
+        try:
+            _, state, held = await self._decide_and_append(
+                tenant, run_id, report_outcome(body, result), lease, result=result,
+                loaded=state, in_place=True, release=(message.id,))
+        except NondeterminismError:
+            stored = await self.ports.ledger.get_result(rkey)
+            if stored is None:
+                raise  # not the ledger's: the definition changed under the run
+            # The hold ran out and another worker ran the attempt too: its outcome wins.
+            _, state, held = await self._decide_and_append(
+                tenant, run_id, report_outcome(body, stored), lease, in_place=True,
+                release=(message.id,))
+        except WorkflowEngineError:
+            # Not reported now: keep the outcome for whoever handles the held message
+            # once it is published, so the action does not run again.
+            with contextlib.suppress(NondeterminismError):
+                await self.ports.ledger.record_result(result)
+            raise
+        return state, held, lease
+
+    async def _invoke(self, message: Message, rkey: str, *, in_place: bool) -> ActionResult:
+        """Run an ``execute_action`` message's action and tell the listeners."""
+        started_at = self.ports.clock.now()
+        result = await invoke_action(self.actions, self.telemetry, message, rkey)
+        if self.action_listeners:
+            run = ActionRun(message=message, result=result, in_place=in_place,
+                            started_at=started_at, finished_at=self.ports.clock.now())
+            for listener in self.action_listeners:
+                listener(run)
+        return result
+
+    async def _renewed(self, lease: Lease | None) -> Lease | None:
+        """``lease``, extended once less than half its time is left; None once lost.
+
+        An action run in place may outlast the lease: extended, the append that
+        reports it still carries the newest fencing token. A lease another worker took
+        meanwhile is given up (the expected version still guards the append).
+        """
+        if lease is None:
+            return None
+        if (lease.expires_at - self.ports.clock.now()) * 2 > self.settings.lock_ttl:
+            return lease
+        try:
+            return await self.ports.lock.extend(lease, ttl=self.settings.lock_ttl)
+        except LeaseLostError:
+            return None
 
     async def _refuse_foreign(self, state: RunState) -> None:
         data = {"run_engine": state.engine, "run_queue": state.queue,
@@ -702,7 +843,8 @@ class Runtime:
 
     async def _append(
         self, state: RunState, decision: cmd.Decision, lease: Lease | None,
-        messages: Sequence[Message] = (), result: ActionResult | None = None,
+        messages: Sequence[Message] = (), result: ActionResult | None = None, *,
+        held: Sequence[HeldMessage] = (), release: Sequence[str] = (),
     ) -> RunState:
         new_state = replay(decision.events, state)
         envelopes = [
@@ -712,6 +854,7 @@ class Runtime:
         await self.ports.events.append(
             envelopes, expected_version=state.version, summary=summarize(new_state),
             fencing_token=lease.token if lease else None, messages=messages, result=result,
+            held=held, release=release,
         )
         every = self.settings.snapshot_every
         if every > 0 and new_state.version // every > state.version // every:

@@ -47,6 +47,14 @@ class RuntimeSettings:
             ``waiting``) at once; a run started beyond it is ``paused_for_quota`` until
             one finishes (None: unlimited). Every process of a deployment must share it.
         tenant_max_active_runs: Per-tenant overrides of that limit (None: unlimited).
+        run_actions_in_place: A worker runs an action that its own decision schedules
+            at once, under the run's lease, and goes on with what that decides, instead
+            of publishing the action's message and polling it back. The message is
+            still recorded with the append, held (``HeldMessage``) for ``claim_idle``:
+            should the worker die, it is published then and another worker runs it.
+            Only the first action of a decision runs in place; the others of a
+            ``parallel`` or ``for_each`` fan-out go out as messages, so other workers
+            run them at once. False: every action travels as a message.
     """
 
     engine: str = "memory"
@@ -63,6 +71,7 @@ class RuntimeSettings:
     state_cache_size: int = 1024
     max_active_runs_per_tenant: int | None = None
     tenant_max_active_runs: Mapping[str, int | None] = field(default_factory=dict)
+    run_actions_in_place: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

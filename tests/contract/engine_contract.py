@@ -15,6 +15,7 @@ base use short durations and ``pass_time`` waits for due timers to fire.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -141,15 +142,18 @@ class EngineScenarios:
     # -- for_each, parallel ---------------------------------------------------------------
 
     async def test_for_each_output_is_in_item_order(
-        self, rt: Engine, actions: RecordingActions
+        self, rt: Engine, clock: ManualClock, actions: RecordingActions
     ) -> None:
-        # Item 0 fails once and is retried, so it completes last; the output keeps item order.
+        # Item 0 fails once and is retried after a second, so it completes last; the
+        # output keeps item order.
         run = await run_doc(rt, doc("each", [
             {"type": "for_each", "items": "input.items", "do": [
                 action("flaky", {"succeed_on": "item"},
-                       retry={"max_attempts": 2, "initial_interval_s": 0}),
+                       retry={"max_attempts": 2, "initial_interval_s": 1}),
             ]},
         ]), {"items": [2, 1, 1]})
+        await pass_time(rt, clock, 1)
+        run = await rt.get_run(TENANT, run.run_id)
         assert run.status == "completed"
         last = actions.calls[-1].ctx
         assert (last.step_key, last.attempt) == ("steps[0]@0.do[0]", 2)
@@ -634,6 +638,16 @@ class EngineContract(EngineScenarios):
     clock and ``tick``, the stream, stuck-run detection, queues, ``resume_run`` and moves
     between two runtimes. Local backends subclass this."""
 
+    @pytest.fixture
+    def rt_messages(self, runtime_factory: RuntimeFactory, actions: RecordingActions) -> Runtime:
+        """A runtime whose actions always travel as messages, never run in place.
+
+        For the scenarios of an ``execute_action`` message itself (redelivered, lost,
+        queued behind a cancel): in place, only a fan-out's other actions and a held
+        message published after its worker died travel that way.
+        """
+        return runtime_factory(actions.registry, RuntimeSettings(run_actions_in_place=False))
+
     async def test_wait_timeout_runs_on_timeout_branch(
         self, rt: Runtime, clock: ManualClock
     ) -> None:
@@ -722,9 +736,77 @@ class EngineContract(EngineScenarios):
         assert actions.count() == 3
         assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
 
-    async def test_redelivered_action_message_does_not_execute_again(
+    # -- actions run in place by the worker that scheduled them ----------------------------
+
+    async def test_actions_a_worker_schedules_run_in_place(
+        self, rt: Runtime, clock: ManualClock, actions: RecordingActions
+    ) -> None:
+        await register(rt, doc("pay", [action("double", {"n": 2}, id="a"),
+                                       action("double", {"n": "steps.a.n"}, id="b"),
+                                       ret("steps.b.n")]))
+        run = await rt.start_run(TENANT, "pay")
+        processed = await drain_recording(rt)
+        # One message (the run's start) drove both actions and the finish.
+        assert [m.kind for m in processed] == ["advance"]
+        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+        assert await output_of(rt, run.run_id) == 8
+        # Each action's message was held and then released by the append reporting it:
+        # nothing is published when the holds would have run out.
+        clock.advance(rt.settings.claim_idle + timedelta(seconds=1))
+        assert await drain_recording(rt) == []
+        assert actions.count() == 2
+
+    async def test_fan_out_runs_one_action_in_place_and_sends_the_others(
         self, rt: Runtime, actions: RecordingActions
     ) -> None:
+        await register(rt, doc("fan", [{"type": "parallel", "branches": [
+            {"name": name, "steps": [action("double", {"n": n})]}
+            for name, n in (("a", 1), ("b", 2), ("c", 3))]}]))
+        run = await rt.start_run(TENANT, "fan")
+        processed = await drain_recording(rt)
+        # The other branches' actions go out as messages, so other workers run them at once.
+        assert sorted(m.kind for m in processed) == ["advance", "execute_action",
+                                                     "execute_action"]
+        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+        assert await step_output(rt, run.run_id, "steps[0]") == {
+            "a": {"n": 2}, "b": {"n": 4}, "c": {"n": 6}}
+        assert actions.count() == 3
+
+    async def test_worker_dying_during_an_action_in_place_loses_nothing(
+        self, runtime_factory: RuntimeFactory, actions: RecordingActions, clock: ManualClock
+    ) -> None:
+        first_call = asyncio.Event()
+        calls: list[int] = []
+
+        async def slow_once(inp: Any, ctx: Any) -> dict[str, int]:
+            calls.append(ctx.attempt)
+            if len(calls) == 1:
+                first_call.set()
+                await actions.never.wait()  # the worker dies in here
+            return {"calls": len(calls)}
+
+        actions.registry.register("slow_once", slow_once)
+        doomed = runtime_factory(actions.registry)
+        survivor = runtime_factory(actions.registry)
+        await register(doomed, doc("slow", [action("slow_once", id="s"), ret("steps.s.calls")]))
+        run = await doomed.start_run(TENANT, "slow")
+        working = asyncio.create_task(doomed.work_once())
+        await asyncio.wait_for(first_call.wait(), 10)
+        working.cancel()  # the worker is gone mid-action
+        with contextlib.suppress(asyncio.CancelledError):
+            await working
+        await survivor.run_until_idle()
+        # The action's message is held for the dead worker until claim_idle has passed.
+        assert ((await survivor.get_run(TENANT, run.run_id)).status, calls) == ("running", [1])
+        clock.advance(survivor.settings.claim_idle)
+        await survivor.run_until_idle()
+        assert (await survivor.get_run(TENANT, run.run_id)).status == "completed"
+        assert (await output_of(survivor, run.run_id), calls) == (2, [1, 1])
+
+    async def test_redelivered_action_message_does_not_execute_again(
+        self, rt_messages: Runtime, actions: RecordingActions
+    ) -> None:
+        rt = rt_messages
         await register(rt, doc("once", [action("echo", {"v": 1})]))
         run = await rt.start_run(TENANT, "once")
         processed = await drain_recording(rt)
@@ -773,7 +855,9 @@ class EngineContract(EngineScenarios):
             assert has_snapshot == (every > 0)
             states.append((replace(waiting, tenant=""), replace(done, tenant="")))
         assert states[0] == states[1]
-        assert states[0][1].vars == {"a": 1, "last": 3, "b": 7}
+        # "last" is the item whose iteration finished last: the order workers ran them.
+        assert states[0][1].vars.keys() == {"a", "last", "b"}
+        assert (states[0][1].vars["a"], states[0][1].vars["b"]) == (1, 7)
 
     # -- operations: stuck runs, queues ---------------------------------------------------
 
@@ -827,8 +911,9 @@ class EngineContract(EngineScenarios):
         assert actions.count() == 1
 
     async def test_resume_reissues_an_action_lost_in_a_crash(
-        self, rt: Runtime, actions: RecordingActions, clock: ManualClock,
+        self, rt_messages: Runtime, actions: RecordingActions, clock: ManualClock,
     ) -> None:
+        rt = rt_messages
         await register(rt, doc("pay", [action("double", {"n": 2})]))
         run = await rt.start_run(TENANT, "pay")
         stream, group = rt.ports.stream, rt.settings.group
@@ -861,8 +946,9 @@ class EngineContract(EngineScenarios):
         assert error.code == ErrorCode.RUN_FINISHED
 
     async def test_action_queued_before_cancel_is_not_executed(
-        self, rt: Runtime, actions: RecordingActions,
+        self, rt_messages: Runtime, actions: RecordingActions,
     ) -> None:
+        rt = rt_messages
         await register(rt, doc("pay", [action("double", {"n": 2})]))
         run = await rt.start_run(TENANT, "pay")
         await rt.work_once(count=1)  # decides: the action message is now queued
@@ -942,8 +1028,9 @@ class EngineContract(EngineScenarios):
         assert await output_of(there, run.run_id, tenant=OTHER_TENANT) == {"attempt": 2}
 
     async def test_action_that_ran_before_export_is_not_executed_again(
-        self, rt: Runtime, runtime_factory: RuntimeFactory, actions: RecordingActions,
+        self, rt_messages: Runtime, runtime_factory: RuntimeFactory, actions: RecordingActions,
     ) -> None:
+        rt = rt_messages
         await register(rt, doc("pay", [action("double", {"n": 21}, id="d"), ret("steps.d.n")]))
         run = await rt.start_run(TENANT, "pay")
         stream, group = rt.ports.stream, rt.settings.group

@@ -9,6 +9,7 @@ committed) and the engine-level one (a crash right after an append loses no mess
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -32,8 +33,8 @@ from wfadapters.memory import ManualClock
 from wfdomain import keys
 from wfdomain.errors import ConcurrencyConflictError, StorageUnavailableError
 from wfdomain.ports import EventStore
-from wfdomain.records import EventEnvelope, Message, ScheduledMessage
-from wfdomain.runtime import Ports, Runtime
+from wfdomain.records import EventEnvelope, HeldMessage, Message, ScheduledMessage
+from wfdomain.runtime import Ports, Runtime, RuntimeSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +151,95 @@ class OutboxContract:
         assert await delivered(outbox) == []
         assert first == [message(1), message(2)]
 
+    # -- held messages: recorded with the append, delivered only if never released ------
+
+    async def test_held_message_is_delivered_only_once_its_hold_runs_out(
+        self, outbox: OutboxHarness, clock: ManualClock
+    ) -> None:
+        events, until = outbox.ports.events, clock.now() + timedelta(seconds=30)
+        await events.append(envelopes("run-1", 1, 1), expected_version=0,
+                            summary=summary("run-1", 1), messages=[message(1)],
+                            held=[HeldMessage(message=message(2), until=until)])
+        assert await delivered(outbox) == [message(1)]
+        assert await events.release_overdue(until - timedelta(microseconds=1)) == []
+        assert await delivered(outbox) == []
+        assert await events.release_overdue(until) == [message(2)]
+        assert await delivered(outbox) == [message(2)]
+        assert await events.release_overdue(until + timedelta(days=1)) == []
+
+    async def test_released_held_message_is_never_delivered(
+        self, outbox: OutboxHarness, clock: ManualClock
+    ) -> None:
+        events, until = outbox.ports.events, clock.now() + timedelta(seconds=30)
+        await events.append(envelopes("run-1", 1, 1), expected_version=0,
+                            summary=summary("run-1", 1),
+                            held=[HeldMessage(message=message(1), until=until)])
+        await events.append(envelopes("run-1", 2, 2), expected_version=1,
+                            summary=summary("run-1", 2), release=[message(1).id, "not-held"])
+        assert await events.release_overdue(until + timedelta(days=1)) == []
+        assert await delivered(outbox) == []
+
+    async def test_conflicting_append_holds_and_releases_nothing(
+        self, outbox: OutboxHarness, clock: ManualClock
+    ) -> None:
+        events, until = outbox.ports.events, clock.now() + timedelta(seconds=30)
+        await events.append(envelopes("run-1", 1, 1), expected_version=0,
+                            summary=summary("run-1", 1),
+                            held=[HeldMessage(message=message(1), until=until)])
+        with pytest.raises(ConcurrencyConflictError):
+            await events.append([envelope("run-1", 1, data={"other": True})],
+                                expected_version=0, summary=summary("run-1", 1),
+                                held=[HeldMessage(message=message(2), until=until)],
+                                release=[message(1).id])
+        assert await events.release_overdue(until) == [message(1)]
+
+    async def test_retried_append_holds_its_messages_once(
+        self, outbox: OutboxHarness, clock: ManualClock
+    ) -> None:
+        events, until = outbox.ports.events, clock.now() + timedelta(seconds=30)
+        for _ in range(2):
+            await events.append(envelopes("run-1", 1, 1), expected_version=0,
+                                summary=summary("run-1", 1),
+                                held=[HeldMessage(message=message(1), until=until)])
+        assert await events.release_overdue(until) == [message(1)]
+        assert await events.release_overdue(until) == []
+
+    async def test_overdue_held_messages_are_released_earliest_first_in_batches(
+        self, outbox: OutboxHarness, clock: ManualClock
+    ) -> None:
+        events, t = outbox.ports.events, clock.now()
+        await events.append(envelopes("run-1", 1, 1), expected_version=0,
+                            summary=summary("run-1", 1),
+                            held=[HeldMessage(message=message(n), until=t + timedelta(seconds=s))
+                                  for n, s in ((1, 3), (2, 1), (3, 2))])
+        later = t + timedelta(seconds=10)
+        assert await events.release_overdue(later, limit=2) == [message(2), message(3)]
+        assert await events.release_overdue(later, limit=2) == [message(1)]
+        assert await delivered(outbox) == [message(2), message(3), message(1)]
+        with pytest.raises(ValueError, match="limit"):
+            await events.release_overdue(later, limit=0)
+
+    async def test_concurrent_releases_publish_each_held_message_once(
+        self, outbox: OutboxHarness, clock: ManualClock
+    ) -> None:
+        events, until = outbox.ports.events, clock.now() + timedelta(seconds=30)
+        held = [message(n) for n in range(1, 21)]
+        await events.append(envelopes("run-1", 1, 1), expected_version=0,
+                            summary=summary("run-1", 1),
+                            held=[HeldMessage(message=m, until=until) for m in held])
+        gate = asyncio.Event()
+
+        async def releaser() -> list[Message]:
+            await gate.wait()
+            return await events.release_overdue(until, limit=7)
+
+        tasks = [asyncio.create_task(releaser()) for _ in range(4)]
+        gate.set()
+        released = [m for batch in await asyncio.gather(*tasks) for m in batch]
+        released += await events.release_overdue(until)
+        assert sorted(m.id for m in released) == sorted(m.id for m in held)
+        assert sorted(m.id for m in await delivered(outbox)) == sorted(m.id for m in held)
+
     # -- the engine-level rule -----------------------------------------------------------
 
     async def test_crash_right_after_an_append_loses_no_message(
@@ -168,24 +258,33 @@ class OutboxContract:
         run = await survivor.get_run(ENGINE_TENANT, "run-1")
         assert (run.status, actions.count("double")) == ("completed", 1)
 
+    @pytest.mark.parametrize("in_place", [True, False], ids=["in-place", "as-message"])
     async def test_crash_after_a_step_append_loses_no_action(
-        self, outbox: OutboxHarness
+        self, outbox: OutboxHarness, clock: ManualClock, in_place: bool
     ) -> None:
         actions = RecordingActions()
-        runtime = Runtime(outbox.ports, actions.registry)
+        settings = RuntimeSettings(run_actions_in_place=in_place)
+        runtime = Runtime(outbox.ports, actions.registry, settings)
         await register(runtime, doc("one", [action("double", {"n": 2}, id="a"),
                                             ret("steps.a.n")]))
         await runtime.start_run(ENGINE_TENANT, "one", run_id="run-1")
         await outbox.relay()
         crashing = _CrashAfterAppend(outbox.ports.events)
         doomed = Runtime(replace(outbox.ports, events=cast(EventStore, crashing)),
-                         actions.registry)
+                         actions.registry, settings)
         # The first message (advance) makes the run schedule the action; the append that
         # records it commits and the worker dies before acking or doing anything else.
         with pytest.raises(SystemExit):
             await doomed.work_once()
         assert actions.count() == 0
         await _drive(outbox, runtime)
+        if in_place:
+            # The action's message was held for the doomed worker: nobody sees it until
+            # the hold runs out (claim_idle), as with a dead consumer's pending message.
+            run = await runtime.get_run(ENGINE_TENANT, "run-1")
+            assert (run.status, actions.count()) == ("running", 0)
+            clock.advance(settings.claim_idle)
+            await _drive(outbox, runtime)
         run = await runtime.get_run(ENGINE_TENANT, "run-1")
         assert (run.status, actions.count("double")) == ("completed", 1)
 

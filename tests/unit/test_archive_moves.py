@@ -34,13 +34,15 @@ from wfadapters.system import UuidIds
 from wfdomain.runtime import Ports, Runtime, RuntimeSettings
 
 
-def engine(actions: RecordingActions, clock: ManualClock, *, queue: str = "default") -> Runtime:
+def engine(actions: RecordingActions, clock: ManualClock, *, queue: str = "default",
+           in_place: bool = True) -> Runtime:
     stream = InMemoryStream(clock)
     store = InMemoryEventStore(outbox=stream)
     ports = Ports(events=store, definitions=store, ledger=store, audit=store,
                   stream=stream, lock=InMemoryLock(clock),
                   scheduler=InMemoryScheduler(), clock=clock, ids=UuidIds())
-    return Runtime(ports, actions.registry, RuntimeSettings(engine="memory", queue=queue))
+    return Runtime(ports, actions.registry, RuntimeSettings(
+        engine="memory", queue=queue, run_actions_in_place=in_place))
 
 
 async def move(source: Runtime, target: Runtime, run_id: str) -> None:
@@ -50,7 +52,10 @@ async def move(source: Runtime, target: Runtime, run_id: str) -> None:
 
 async def test_outcome_recorded_before_the_move_is_not_executed_again() -> None:
     actions, clock = RecordingActions(), ManualClock(T0)
-    source, target = engine(actions, clock), engine(actions, clock, queue="moved")
+    # The action travels as a message, so a worker can die between running it and
+    # reporting it.
+    source = engine(actions, clock, in_place=False)
+    target = engine(actions, clock, queue="moved")
     await register(source, doc("pay", [action("double", {"n": 21}, id="d"), ret("steps.d.n")]))
     run = await source.start_run(TENANT, "pay")
     stream, group = source.ports.stream, source.settings.group

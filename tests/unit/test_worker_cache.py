@@ -17,7 +17,7 @@ from wfapps.settings import Settings
 from wfdomain.actions import ActionContext, ActionRegistry
 from wfdomain.definition import parse_definition
 from wfdomain.ports import EventStore
-from wfdomain.records import Snapshot
+from wfdomain.records import EventEnvelope, Snapshot
 from wfdomain.runtime import Ports, Runtime, RuntimeSettings
 
 TENANT = "acme"
@@ -47,16 +47,22 @@ def _actions() -> ActionRegistry:
 
 
 class CountingEvents:
-    """The real event store, counting snapshot loads (a full reload) on the way."""
+    """The real event store, counting snapshot loads (a full reload) and reads."""
 
     def __init__(self, inner: EventStore) -> None:
         self.inner = inner
         self.snapshot_loads = 0
+        self.reads = 0
 
     async def load_snapshot(self, tenant: str, run_id: str, *,
                             at_or_before: int | None = None) -> Snapshot | None:
         self.snapshot_loads += 1
         return await self.inner.load_snapshot(tenant, run_id, at_or_before=at_or_before)
+
+    async def read(self, tenant: str, run_id: str, *, after: int = 0,
+                   upto: int | None = None) -> list[EventEnvelope]:
+        self.reads += 1
+        return await self.inner.read(tenant, run_id, after=after, upto=upto)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -104,8 +110,26 @@ async def test_hot_run_is_not_reloaded_from_a_snapshot_on_every_message(ports: P
     await runtime.submit_event(TENANT, "paid", {"amount": 3}, correlation_key="o1")
     await runtime.run_until_idle()
     assert (await runtime.get_run(TENANT, run.run_id)).status == "completed"
-    # The first message loads the run once; every later one reads only the new tail.
-    assert counting.snapshot_loads == 1
+    # start_run leaves the new run's state in the cache: no message loads the run from
+    # a snapshot; each reads only the events stored since the cached version (one read
+    # per message: advance, route_event). get_run reads the projection, not events.
+    assert (counting.snapshot_loads, counting.reads) == (0, 2)
+
+
+async def test_cached_state_another_runtime_advanced_is_decided_again_on_the_stored_one(
+    ports: Ports,
+) -> None:
+    first, second = _runtime(ports), _runtime(ports)
+    await first.register_definition(TENANT, DEFINITION)
+    run = await first.start_run(TENANT, "pay", {"order": "o1"})
+    # Another worker takes the run to its wait: the first runtime's cache still holds
+    # the state from start_run, in which no wait is open yet.
+    await second.run_until_idle()
+    assert (await first.get_run(TENANT, run.run_id)).status == "waiting"
+    await first.submit_event(TENANT, "paid", {"amount": 3}, correlation_key="o1")
+    await first.run_until_idle()  # its cache is brought up to date before deciding
+    assert (await first.get_run(TENANT, run.run_id)).status == "completed"
+    assert (await first.get_state(TENANT, run.run_id)).output == {"amount": 3}
 
 
 async def test_cached_state_equals_a_fresh_replay_and_cache_zero_keeps_nothing(

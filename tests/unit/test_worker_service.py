@@ -97,7 +97,7 @@ async def test_service_drives_runs_and_serves_health_metrics_and_json_logs(
         port = service.port
 
         async def counted() -> bool:
-            return service.handled >= 15  # 5 advance + 10 execute_action
+            return service.handled >= 5  # 5 advance: each run's 2 actions ran in place
 
         await _until(counted, "every message to be counted")
         code, body = await _get(port, "/healthz")
@@ -106,7 +106,10 @@ async def test_service_drives_runs_and_serves_health_metrics_and_json_logs(
         assert json.loads(body)["consumers"] == 3
         code, text = await _get(port, "/metrics")
         assert code == 200
-        assert 'wf_messages_processed_total{kind="execute_action",outcome="acked"} 10.0' in text
+        assert 'wf_messages_processed_total{kind="advance",outcome="acked"} 5.0' in text
+        assert ('wf_actions_total{action="echo",in_place="true",outcome="ok"} 10.0'
+                in text)
+        assert 'wf_action_seconds_bucket{action="echo"' in text
         assert "wf_processing_seconds_bucket" in text
         assert "wf_stream_pending" in text
         assert (await _get(port, "/nope"))[0] == 404
@@ -114,11 +117,12 @@ async def test_service_drives_runs_and_serves_health_metrics_and_json_logs(
         service.stop()
         await asyncio.wait_for(serving, 30)
     lines = [json.loads(line) for line in logs.getvalue().splitlines()]
-    actions = [line for line in lines if line["msg"] == "message.processed"
-               and line["kind"] == "execute_action"]
+    actions = [line for line in lines if line["msg"] == "action.executed"]
     assert len(actions) == 10
     assert {a["run_id"] for a in actions} == {r.run_id for r in runs}
-    assert all(a["idempotency_key"] and a["outcome"] == "acked" for a in actions)
+    assert all(a["idempotency_key"] and a["outcome"] == "ok" and a["in_place"]
+               for a in actions)
+    assert len({a["idempotency_key"] for a in actions}) == 10
     assert lines[-1]["msg"] == "worker.stopped"
 
 

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from copy import deepcopy
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import TypeVar
 
 from wfadapters.memory.stream import InMemoryStream
@@ -23,6 +24,7 @@ from wfdomain.records import (
     ActionResult,
     AuditRecord,
     EventEnvelope,
+    HeldMessage,
     HumanTaskRecord,
     Message,
     RunSummary,
@@ -102,6 +104,7 @@ class InMemoryEventStore:
         self._lock = asyncio.Lock()
         self._tenants: dict[str, _Tenant] = {}
         self._results: dict[str, ActionResult] = {}
+        self._held: dict[str, HeldMessage] = {}
         self._event_position = 0
         self._audit_position = 0
 
@@ -121,11 +124,14 @@ class InMemoryEventStore:
         messages: Sequence[Message] = (),
         admission: Admission | None = None,
         result: ActionResult | None = None,
+        held: Sequence[HeldMessage] = (),
+        release: Sequence[str] = (),
     ) -> int:
         batch = _validated_batch(events, expected_version, summary)
         summary = deepcopy(summary)
         result = deepcopy(result)
-        self._check_outbox(messages)
+        held = _copied(held)
+        self._check_outbox([*messages, *(h.message for h in held)])
         async with self._lock:
             space = self._tenants.get(summary.tenant)
             run = space.runs.get(summary.run_id) if space is not None else None
@@ -166,6 +172,9 @@ class InMemoryEventStore:
                 run.fencing_token = fencing_token
             _index(space, summary)
             self._deliver(messages)
+            for message_id in release:
+                self._held.pop(message_id, None)
+            self._held.update((h.message.id, h) for h in held)
             return summary.version
 
     async def record_messages(
@@ -177,6 +186,16 @@ class InMemoryEventStore:
             if record is not None:
                 self._store_audit(record)
             self._deliver(messages)
+
+    async def release_overdue(self, now: datetime, *, limit: int = 100) -> list[Message]:
+        _positive("limit", limit)
+        async with self._lock:
+            due = sorted((h for h in self._held.values() if h.until <= now),
+                         key=lambda h: h.until)[:limit]
+            for item in due:
+                del self._held[item.message.id]
+            self._deliver([item.message for item in due])
+        return _copied(item.message for item in due)
 
     def _check_outbox(self, messages: Sequence[Message]) -> None:
         if messages and self._outbox is None:

@@ -4,7 +4,8 @@ Most appends (a step starting, an action reporting) change a run that exists, op
 or human task, and record their messages in ``wf_outbox``. For them ``SqlEventStore``
 first tries this statement, autocommitted: data-modifying CTEs update the run row under
 the version and fencing checks, and only when that matched insert the events, the
-outbox rows and the action outcome, and clear the run's wait and task lookups. A
+outbox rows, the held messages and the action outcome, drop the released held messages,
+and clear the run's wait and task lookups. A
 statement is atomic, so all of it commits or none does.
 
 Whenever the run row does not match (a version conflict, a retry of a stored batch, a
@@ -23,7 +24,7 @@ from typing import Any, Final
 
 from sqlalchemy import TextClause, text
 
-from wfadapters.sql.queue_schema import wf_outbox
+from wfadapters.sql.queue_schema import wf_held, wf_outbox
 from wfadapters.sql.schema import wf_action_results, wf_events, wf_human_tasks, wf_runs, wf_waits
 
 __all__ = ["SINGLE_APPEND", "single_append_params"]
@@ -71,6 +72,15 @@ WITH run AS (
   FROM run, unnest(CAST(:o_ids AS TEXT[]), CAST(:o_messages AS TEXT[]),
                    CAST(:o_created AS BIGINT[]))
        AS o(message_id, message, created_at)
+), held AS (
+  INSERT INTO {wf_held.name} (message_id, message, due_at)
+  SELECT h.message_id, CAST(h.message AS JSON), h.due_at
+  FROM run, unnest(CAST(:h_ids AS TEXT[]), CAST(:h_messages AS TEXT[]),
+                   CAST(:h_due AS BIGINT[]))
+       AS h(message_id, message, due_at)
+), released AS (
+  DELETE FROM {wf_held.name}
+  WHERE message_id = ANY(CAST(:h_release AS TEXT[])) AND EXISTS (SELECT 1 FROM run)
 ), result AS (
   INSERT INTO {wf_action_results.name} (result_key, idempotency_key, ok, outcome)
   SELECT CAST(:r_key AS TEXT), CAST(:r_idempotency_key AS TEXT), CAST(:r_ok AS BOOLEAN),
@@ -90,6 +100,7 @@ def _json(value: Any) -> str:
 def single_append_params(
     rows: list[dict[str, Any]], run_row: dict[str, Any], expected_version: int,
     outbox_rows: list[dict[str, Any]], result: dict[str, Any] | None,
+    held_rows: list[dict[str, Any]] | None = None, release: list[str] | None = None,
 ) -> dict[str, Any]:
     """The parameters of ``SINGLE_APPEND``.
 
@@ -100,7 +111,10 @@ def single_append_params(
         outbox_rows: ``wf_outbox`` rows (message_id, message, created_at).
         result: The ledger row to insert (result_key, idempotency_key, ok, outcome), or
             None.
+        held_rows: ``wf_held`` rows to insert (message_id, message, due_at).
+        release: Message ids of held messages to drop.
     """
+    held_rows = held_rows or []
     params: dict[str, Any] = {
         f"v_{name}": _json(run_row[name]) if name in _JSON_COLUMNS else run_row[name]
         for name, _ in _RUN_COLUMNS
@@ -113,6 +127,9 @@ def single_append_params(
         o_ids=[r["message_id"] for r in outbox_rows],
         o_messages=[_json(r["message"]) for r in outbox_rows],
         o_created=[r["created_at"] for r in outbox_rows],
+        h_ids=[r["message_id"] for r in held_rows],
+        h_messages=[_json(r["message"]) for r in held_rows],
+        h_due=[r["due_at"] for r in held_rows], h_release=list(release or []),
         r_key=None, r_idempotency_key=None, r_ok=None, r_outcome=None,
     )
     if result is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -12,6 +12,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     bindparam,
+    delete,
     exists,
     func,
     or_,
@@ -29,7 +30,13 @@ from wfadapters.sql._append import already_stored, check_task_ids_free, replace_
 from wfadapters.sql._errors import is_unique_violation
 from wfadapters.sql._one_statement import SINGLE_APPEND, single_append_params
 from wfadapters.sql.database import Database
-from wfadapters.sql.queue_schema import message_to_json, wf_outbox, wf_stream
+from wfadapters.sql.queue_schema import (
+    message_from_json,
+    message_to_json,
+    wf_held,
+    wf_outbox,
+    wf_stream,
+)
 from wfadapters.sql.schema import (
     wf_action_results,
     wf_audit,
@@ -53,6 +60,7 @@ from wfdomain.records import (
     ActionResult,
     AuditRecord,
     EventEnvelope,
+    HeldMessage,
     HumanTaskRecord,
     Message,
     RunSummary,
@@ -100,6 +108,8 @@ class _Outbox:
 
     rows: list[dict[str, Any]]
     result: ActionResult | None = None
+    held: list[dict[str, Any]] = field(default_factory=list)
+    release: list[str] = field(default_factory=list)
     written: bool = False
 
 
@@ -166,6 +176,20 @@ class SqlEventStore:
         )
         self._select_result = select(wf_action_results).where(
             wf_action_results.c.result_key == bindparam("r_key"))
+        self._insert_held = wf_held.insert()
+        self._release_held = delete(wf_held).where(
+            wf_held.c.message_id.in_(bindparam("ids", expanding=True)))
+        self._any_overdue = select(wf_held.c.message_id).where(
+            wf_held.c.due_at <= bindparam("cutoff")).limit(1)
+        # SKIP LOCKED (Postgres): two releasers take disjoint rows, each published once.
+        # On SQLite BEGIN IMMEDIATE serialises them.
+        self._overdue = (
+            select(wf_held.c.message_id, wf_held.c.message)
+            .where(wf_held.c.due_at <= bindparam("cutoff"))
+            .order_by(wf_held.c.due_at, wf_held.c.message_id)
+            .limit(bindparam("limit"))
+            .with_for_update(skip_locked=True)
+        )
         self._quota_lock = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
         self._quota_count = (
             select(wf_runs.c.status, func.count())
@@ -188,11 +212,13 @@ class SqlEventStore:
         messages: Sequence[Message] = (),
         admission: Admission | None = None,
         result: ActionResult | None = None,
+        held: Sequence[HeldMessage] = (),
+        release: Sequence[str] = (),
     ) -> int:
         version, _ = await self.append_reporting(
             events, expected_version=expected_version, summary=summary,
             fencing_token=fencing_token, messages=messages, admission=admission,
-            result=result)
+            result=result, held=held, release=release)
         return version
 
     async def append_reporting(
@@ -205,6 +231,8 @@ class SqlEventStore:
         messages: Sequence[Message] = (),
         admission: Admission | None = None,
         result: ActionResult | None = None,
+        held: Sequence[HeldMessage] = (),
+        release: Sequence[str] = (),
     ) -> tuple[int, bool]:
         """``append``, also saying whether this call recorded ``messages``.
 
@@ -216,6 +244,9 @@ class SqlEventStore:
         rows = [_rows.event_row(e) for e in batch]
         run_row = _rows.run_row(summary, fencing_token)
         outbox = self._outbox_rows(messages, result)
+        outbox.held = [{"message_id": h.message.id, "message": message_to_json(h.message),
+                        "due_at": micros(h.until)} for h in held]
+        outbox.release = list(release)
         try:
             if (self._single_append and expected_version > 0 and admission is None
                     and not summary.waits and not summary.human_tasks
@@ -257,7 +288,8 @@ class SqlEventStore:
             r = outbox.result
             result = {"result_key": r.result_key, "idempotency_key": r.idempotency_key,
                       "ok": r.ok, "outcome": {"output": r.output, "error": r.error}}
-        params = single_append_params(rows, run_row, expected_version, outbox.rows, result)
+        params = single_append_params(rows, run_row, expected_version, outbox.rows, result,
+                                      outbox.held, outbox.release)
         async with self._db.single_statement() as conn:
             matched = (await conn.execute(SINGLE_APPEND, params)).scalar_one()
         if matched:
@@ -356,11 +388,32 @@ class SqlEventStore:
 
     async def _write_outbox(self, conn: AsyncConnection, outbox: _Outbox) -> None:
         outbox.written = True
+        if outbox.release:
+            await conn.execute(self._release_held, {"ids": outbox.release})
+        if outbox.held:
+            await conn.execute(self._insert_held, outbox.held)
         if not outbox.rows:
             return
         if self._lock_stream is not None:
             await conn.execute(self._lock_stream)
         await conn.execute(self._insert_outbox, outbox.rows)
+
+    async def release_overdue(self, now: datetime, *, limit: int = 100) -> list[Message]:
+        _positive("limit", limit)
+        cutoff = micros(now)
+        # Most calls (every scheduler tick) find nothing: a read answers them without
+        # taking SQLite's write lock or a Postgres row lock.
+        async with self._db.transaction(read_only=True) as conn:
+            if (await conn.execute(self._any_overdue, {"cutoff": cutoff})).first() is None:
+                return []
+        async with self._db.transaction() as conn:
+            rows = (await conn.execute(self._overdue, {"cutoff": cutoff, "limit": limit})).all()
+            if not rows:
+                return []
+            await conn.execute(self._release_held, {"ids": [r.message_id for r in rows]})
+            messages = [message_from_json(r.message) for r in rows]
+            await self._write_outbox(conn, self._outbox_rows(messages))
+        return messages
 
     async def record_messages(
         self, messages: Sequence[Message], *, audit: AuditRecord | None = None

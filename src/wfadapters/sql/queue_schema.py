@@ -26,6 +26,7 @@ __all__ = [
     "message_from_json",
     "message_to_json",
     "require_aware",
+    "wf_held",
     "wf_leases",
     "wf_outbox",
     "wf_scheduled",
@@ -91,6 +92,18 @@ wf_outbox = Table(
     Column("created_at", BigInteger, nullable=False),
     sqlite_autoincrement=True,
 )
+
+# Messages recorded with an append but handled in place by the worker that appended
+# (``HeldMessage``): published by ``release_overdue`` only once ``due_at`` has passed, and
+# dropped by the worker's next append when it has handled them.
+wf_held = Table(
+    "wf_held",
+    metadata,
+    Column("message_id", String(200), primary_key=True),
+    Column("message", Json, nullable=False),
+    Column("due_at", BigInteger, nullable=False),
+)
+Index("ix_wf_held_due_at", wf_held.c.due_at)
 
 wf_leases = Table(
     "wf_leases",

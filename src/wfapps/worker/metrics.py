@@ -27,6 +27,10 @@ class WorkerMetrics:
         stuck: ``wf_stuck_runs{tenant}``: runs without progress past the threshold.
         fired: ``wf_scheduler_fired_total``: due timers, timeouts and backoffs published.
         errors: ``wf_worker_loop_errors_total{loop}``: failures of the loops themselves.
+        actions: ``wf_actions_total{action,outcome,in_place}``: action attempts run
+            (``outcome`` ``ok`` or ``failed``; ``in_place`` ``true`` when the worker ran
+            the action its own decision scheduled instead of taking it as a message).
+        action_latency: ``wf_action_seconds{action}``: time one action attempt took.
     """
 
     def __init__(self) -> None:
@@ -51,6 +55,10 @@ class WorkerMetrics:
                              registry=r)
         self.errors = Counter("wf_worker_loop_errors", "Failures of the worker's loops",
                               ["loop"], registry=r)
+        self.actions = Counter("wf_actions", "Action attempts run",
+                               ["action", "outcome", "in_place"], registry=r)
+        self.action_latency = Histogram("wf_action_seconds", "Time one action attempt took",
+                                        ["action"], buckets=LATENCY_BUCKETS, registry=r)
 
     def render(self) -> bytes:
         """Return the metrics in the Prometheus text format."""

@@ -24,6 +24,7 @@ from wfapps.settings import WorkerSettings
 from wfapps.tracing import message_lag_s
 from wfapps.worker.health import HealthServer
 from wfapps.worker.metrics import WorkerMetrics
+from wfdomain.action_calls import ActionRun
 from wfdomain.records import Delivery
 from wfdomain.runtime import Runtime
 
@@ -62,10 +63,16 @@ class WorkerService:
         self._draining = False
         self._consumers: list[asyncio.Task[None]] = []
         self._in_flight = 0
+        runtime.action_listeners.append(self._action_ran)
 
     # -- lifecycle -----------------------------------------------------------------------
     def stop(self) -> None:
-        """Ask the service to stop (call it from the loop's thread, e.g. a signal handler)."""
+        """Ask the service to stop (call it from the loop's thread, e.g. a signal handler).
+
+        In-flight messages are finished, but a run being carried through its actions in
+        place is handed over after the current action (``Runtime.hand_over``).
+        """
+        self.runtime.hand_over()
         self._stop.set()
         self._wake.set()
 
@@ -190,6 +197,23 @@ class WorkerService:
             idempotency_key=body.get("idempotency_key"), step_key=body.get("key"),
             attempt=body.get("attempt"), action=body.get("action"),
             took_s=round(took, 6), queued_s=None if lag is None else round(lag, 6)))
+
+    def _action_ran(self, run: ActionRun) -> None:
+        """Count and log every action attempt, in place or taken as a message."""
+        message, body = run.message, run.message.body
+        took = (run.finished_at - run.started_at).total_seconds()
+        outcome = "ok" if run.result.ok else "failed"
+        self.metrics.actions.labels(action=body["action"], outcome=outcome,
+                                    in_place=str(run.in_place).lower()).inc()
+        self.metrics.action_latency.labels(action=body["action"]).observe(took)
+        error = run.result.error or {}
+        self.log.log(logging.INFO if run.result.ok else logging.WARNING, "action.executed",
+                     extra=log_fields(
+                         outcome=outcome, action=body["action"], tenant=message.tenant,
+                         run_id=message.run_id, message_id=message.id,
+                         idempotency_key=body["idempotency_key"], step_key=body["key"],
+                         attempt=body["attempt"], in_place=run.in_place,
+                         error_code=error.get("code"), took_s=round(took, 6)))
 
     # -- periodic loops ------------------------------------------------------------------
     async def _every(self, period_s: float, name: str,
