@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from wfdomain import commands as cmd
-from wfdomain import keys, moves
-from wfdomain.action_calls import ActionListener, ActionRun, invoke_action, report_outcome
+from wfdomain import handlers, keys, moves
+from wfdomain.action_calls import ActionListener, ActionRun, invoke_action
 from wfdomain.actions import ActionRegistry
 from wfdomain.codec import decode_envelope, decode_state, encode_state, to_envelope
 from wfdomain.correlation import CorrelationResolver
@@ -30,7 +30,6 @@ from wfdomain.errors import (
     ErrorCode,
     HumanTaskNotFoundError,
     InputValidationError,
-    LeaseLostError,
     NondeterminismError,
     QuotaFullError,
     RunAlreadyExistsError,
@@ -41,7 +40,8 @@ from wfdomain.errors import (
 )
 from wfdomain.events import RunCancelled, RunCompleted, RunFailed, RunPaused, RunStarted
 from wfdomain.expressions import IN_PROCESS
-from wfdomain.inputs import decode_input, encode_input
+from wfdomain.in_place import run_in_place, take_in_place
+from wfdomain.inputs import encode_input
 from wfdomain.projection import summarize
 from wfdomain.quota import Admission, QuotaPolicy
 from wfdomain.quota_admit import admit_runs
@@ -559,7 +559,7 @@ class Runtime:
         message = delivery.message
         outcome: ProcessOutcome = "acked"
         try:
-            await self._handle(message)
+            await handlers.handle(self, message)
         except WorkflowEngineError as e:
             if e.retryable:
                 return "retry"  # stays pending: claimed again after claim_idle
@@ -576,83 +576,6 @@ class Runtime:
             return "failed"  # stays pending: retried after claim_idle, dead-lettered later
         await self.ports.stream.ack(self.settings.group, delivery.delivery_id)
         return outcome
-
-    async def _handle(self, message: Message) -> None:
-        match message.kind:
-            case "advance" | "deliver":
-                assert message.run_id is not None
-                inp = decode_input(message.body["input"])
-                await self._apply(message.tenant, message.run_id, inp, in_place=True)
-            case "route_event":
-                await self._route_event(message)
-            case "admit_runs":
-                await admit_runs(self, message.tenant)
-            case "execute_action":
-                await self._execute_action(message)
-            case "start_child":
-                assert message.run_id is not None
-                await self._start_child(message.tenant, message.run_id, message.body)
-            case "cancel_child":
-                with contextlib.suppress(RunFinishedError, RunNotFoundError):
-                    await self.cancel_run(message.tenant, message.body["child_run_id"],
-                                          reason=message.body["reason"])
-
-    async def _route_event(self, message: Message) -> None:
-        body, tenant = message.body, message.tenant
-        correlation = self._resolver.resolve(body["name"], body["payload"], body["correlation_key"])
-        if correlation is None:
-            await self._audit(tenant, "correlation.unresolved", message.run_id, body)
-            return
-        matches = await self.ports.events.find_waits(tenant, body["name"], correlation)
-        if message.run_id is not None:
-            matches = [m for m in matches if m[0] == message.run_id]
-        delivered = 0
-        for run_id, step_key in matches:
-            decision = await self._apply(tenant, run_id, cmd.DeliverEvent(
-                key=step_key, event_id=body["event_id"], event_name=body["name"],
-                payload=body["payload"],
-            ), in_place=True)
-            delivered += bool(decision.events)
-        if not delivered:
-            await self._audit(tenant, "event.unmatched", message.run_id,
-                              {**body, "resolved_correlation_key": correlation,
-                               "candidates": len(matches)})
-
-    async def _execute_action(self, message: Message) -> None:
-        body, tenant = message.body, message.tenant
-        assert message.run_id is not None
-        run_id = message.run_id
-        idem, attempt = body["idempotency_key"], body["attempt"]
-        rkey = keys.result_key(idem, attempt)
-        stored = await self.ports.ledger.get_result(rkey)
-        if stored is not None:  # a redelivery: report the outcome, never run it again
-            await self._apply(tenant, run_id, report_outcome(body, stored), in_place=True)
-            return
-        state = await self._load(tenant, run_id)
-        if state.status == "new" or state.finished:
-            # Cancelled (or failed) while the message was queued: no side effect now.
-            await self._audit(tenant, "action.skipped", run_id, {
-                "key": body["key"], "attempt": attempt,
-                "reason": "run not found" if state.status == "new" else "run finished"})
-            return
-        result = await self._invoke(message, rkey, in_place=False)
-        try:
-            # One commit records the outcome and appends the events that report it; the
-            # state read above is used first (a conflict reloads it).
-            await self._apply(tenant, run_id, report_outcome(body, result), result=result,
-                              loaded=state, in_place=True)
-        except NondeterminismError:
-            stored = await self.ports.ledger.get_result(rkey)
-            if stored is None:
-                raise  # not the ledger's: the definition changed under the run
-            # Two workers ran the same attempt at once; the first recorded outcome wins.
-            await self._apply(tenant, run_id, report_outcome(body, stored), in_place=True)
-        except WorkflowEngineError:
-            # Not reported now (a foreign queue, a moved run, conflicts): keep the outcome,
-            # so whoever handles this message again reports it without a second run.
-            with contextlib.suppress(NondeterminismError):
-                await self.ports.ledger.record_result(result)
-            raise
 
     # -- the core loop ------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -687,7 +610,7 @@ class Runtime:
             decision, state, held = await self._decide_and_append(
                 tenant, run_id, inp, lease, result=result, loaded=loaded, in_place=in_place)
             while held is not None:
-                state, held, lease = await self._run_in_place(state, held, lease)
+                state, held, lease = await run_in_place(self, state, held, lease)
             return decision
         finally:
             if lease is not None:
@@ -732,7 +655,7 @@ class Runtime:
             messages = self._follow_ups(state, decision.commands)
             if self._frees_capacity(state, decision):
                 messages.append(self._message("admit_runs", tenant, None, {}))
-            held = (self._take_in_place(messages)
+            held = (take_in_place(self, messages)
                     if in_place and lease is not None else None)
             try:
                 new_state = await self._append(
@@ -758,50 +681,6 @@ class Runtime:
         """
         self._handing_over = True
 
-    def _take_in_place(self, messages: list[Message]) -> Message | None:
-        """Remove and return the first ``execute_action`` message this worker can run."""
-        if not self.settings.run_actions_in_place or self._handing_over:
-            return None
-        names = self.actions.names()
-        for i, message in enumerate(messages):
-            if message.kind == "execute_action" and message.body["action"] in names:
-                return messages.pop(i)
-        return None
-
-    async def _run_in_place(
-        self, state: RunState, message: Message, lease: Lease | None,
-    ) -> tuple[RunState, Message | None, Lease | None]:
-        """Run a held ``execute_action`` message's action and append its report.
-
-        What ``_execute_action`` does for a consumed message, minus the reads: the
-        attempt was scheduled by this worker's own append a moment ago, and ``state``
-        is what that append stored. The report's append releases the held message.
-        Returns the state after it, the next held message and the lease (renewed).
-        """
-        body, tenant, run_id = message.body, state.tenant, state.run_id
-        rkey = keys.result_key(body["idempotency_key"], body["attempt"])
-        result = await self._invoke(message, rkey, in_place=True)
-        lease = await self._renewed(lease)
-        try:
-            _, state, held = await self._decide_and_append(
-                tenant, run_id, report_outcome(body, result), lease, result=result,
-                loaded=state, in_place=True, release=(message.id,))
-        except NondeterminismError:
-            stored = await self.ports.ledger.get_result(rkey)
-            if stored is None:
-                raise  # not the ledger's: the definition changed under the run
-            # The hold ran out and another worker ran the attempt too: its outcome wins.
-            _, state, held = await self._decide_and_append(
-                tenant, run_id, report_outcome(body, stored), lease, in_place=True,
-                release=(message.id,))
-        except WorkflowEngineError:
-            # Not reported now: keep the outcome for whoever handles the held message
-            # once it is published, so the action does not run again.
-            with contextlib.suppress(NondeterminismError):
-                await self.ports.ledger.record_result(result)
-            raise
-        return state, held, lease
-
     async def _invoke(self, message: Message, rkey: str, *, in_place: bool) -> ActionResult:
         """Run an ``execute_action`` message's action and tell the listeners."""
         started_at = self.ports.clock.now()
@@ -812,22 +691,6 @@ class Runtime:
             for listener in self.action_listeners:
                 listener(run)
         return result
-
-    async def _renewed(self, lease: Lease | None) -> Lease | None:
-        """``lease``, extended once less than half its time is left; None once lost.
-
-        An action run in place may outlast the lease: extended, the append that
-        reports it still carries the newest fencing token. A lease another worker took
-        meanwhile is given up (the expected version still guards the append).
-        """
-        if lease is None:
-            return None
-        if (lease.expires_at - self.ports.clock.now()) * 2 > self.settings.lock_ttl:
-            return lease
-        try:
-            return await self.ports.lock.extend(lease, ttl=self.settings.lock_ttl)
-        except LeaseLostError:
-            return None
 
     async def _refuse_foreign(self, state: RunState) -> None:
         data = {"run_engine": state.engine, "run_queue": state.queue,
@@ -922,24 +785,6 @@ class Runtime:
                 case cmd.CancelTimer():
                     await self.ports.scheduler.cancel(
                         keys.timer_schedule_key(tenant, run_id, command.timer_id))
-
-    async def _start_child(self, tenant: str, parent_run_id: str, body: dict[str, Any]) -> None:
-        """Handle ``start_child``: recorded with the parent's append, so never lost."""
-        try:
-            await self.start_run(
-                tenant, body["definition_id"], body["input"],
-                version=body["definition_version"], run_id=body["child_run_id"],
-                parent=(parent_run_id, body["parent_step_key"]),
-            )
-        except RunAlreadyExistsError:
-            pass  # a redelivered message: the child was started the first time
-        except WorkflowEngineError as e:
-            if e.retryable:
-                raise  # left pending: started when the message comes back
-            failed = cmd.ChildFinished(child_run_id=body["child_run_id"], status="failed",
-                                       error=e.to_dict())
-            await self._enqueue("deliver", tenant, parent_run_id,
-                                {"input": encode_input(failed)})
 
     # -- helpers ------------------------------------------------------------------------
     async def _load(self, tenant: str, run_id: str, *, upto: int | None = None) -> RunState:
