@@ -203,6 +203,10 @@ async def test_run_moved_from_sqlite_waiting_on_an_event_completes_on_temporal(
 async def test_action_that_ran_on_sqlite_before_the_move_is_not_run_again(
     sqlite_rt: Runtime, engine: TemporalEngine, actions: RecordingActions,
 ) -> None:
+    # The action travels as a message, so the worker can die between running it and
+    # reporting it.
+    sqlite_rt = Runtime(sqlite_rt.ports, actions.registry,
+                        RuntimeSettings(engine="sqlite", run_actions_in_place=False))
     await register(sqlite_rt, PAY_THEN_WAIT)
     run = await sqlite_rt.start_run(TENANT, "pay_wait", {"order": "o-1"})
     stream, group = sqlite_rt.ports.stream, sqlite_rt.settings.group
