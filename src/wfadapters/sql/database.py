@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.util import await_only
 
 from wfadapters.sql._errors import translated
+from wfadapters.sql._sqlite_driver import one_hop_dbapi
 from wfadapters.sql.metadata import metadata
 
 __all__ = ["Database", "sqlalchemy_url"]
@@ -68,7 +69,15 @@ class Database:
         sa_url = sqlalchemy_url(url)
         if sa_url.startswith("sqlite"):
             path = sa_url.split("://", 1)[1]
-            engine = create_async_engine(sa_url)
+            dbapi = one_hop_dbapi()
+            # No ROLLBACK when a connection goes back to the pool: every use ends its
+            # transaction itself (Connection.close rolls back one left open), and with
+            # BEGIN issued explicitly (below) the driver holds none of its own. On
+            # aiosqlite that ROLLBACK was one more hand-off to its thread per transaction.
+            options: dict[str, Any] = {"pool_reset_on_return": None}
+            if dbapi is not None:
+                options["module"] = dbapi
+            engine = create_async_engine(sa_url, **options)
             _sqlite_pragmas(engine)
             return cls(engine, True, f"sqlite file {Path(path).resolve() if path else ':memory:'}")
         parts = urlsplit(sa_url)

@@ -1,0 +1,84 @@
+"""The SQLite driver adapter: one call to aiosqlite's thread per statement."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+from sqlalchemy import text
+
+from wfadapters.sql import _sqlite_driver
+from wfadapters.sql.database import Database
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database.open(f"sqlite:///{tmp_path / 'one-hop.db'}")
+    async with database.transaction() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)"))
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def hand_offs(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
+    """Count the calls handed to aiosqlite's thread, by the function handed over."""
+    counted: collections.Counter[str] = collections.Counter()
+    stock: Any = aiosqlite.Connection._execute
+
+    async def counting(self: aiosqlite.Connection, fn: Any, *args: Any, **kw: Any) -> Any:
+        counted[getattr(fn, "__name__", "?")] += 1
+        return await stock(self, fn, *args, **kw)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+    return counted
+
+
+async def test_a_read_transaction_is_three_hand_offs(
+    db: Database, hand_offs: collections.Counter[str]
+) -> None:
+    async with db.transaction(read_only=True) as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
+    # BEGIN, the SELECT with its rows, COMMIT: no cursor opened, fetched or closed apart,
+    # and no ROLLBACK when the connection goes back to the pool.
+    assert dict(hand_offs) == {"_run": 2, "commit": 1}
+
+
+async def test_statements_answer_as_a_cursor_would(db: Database) -> None:
+    async with db.transaction() as conn:
+        inserted = await conn.execute(text("INSERT INTO t (v) VALUES (7)"))
+        assert (inserted.rowcount, inserted.lastrowid) == (1, 1)
+        await conn.execute(text("INSERT INTO t (v) VALUES (:v)"), [{"v": 8}, {"v": 9}])
+        updated = await conn.execute(text("UPDATE t SET v = v + 1 WHERE v > 7"))
+        assert updated.rowcount == 2
+    async with db.transaction(read_only=True) as conn:
+        rows = (await conn.execute(text("SELECT id, v FROM t ORDER BY id"))).all()
+        assert [tuple(r) for r in rows] == [(1, 7), (2, 9), (3, 10)]
+        empty = await conn.execute(text("SELECT v FROM t WHERE v < 0"))
+        assert list(empty.keys()) == ["v"]
+        assert empty.all() == []
+
+
+async def _insert_then_fail(db: Database) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(text("INSERT INTO t (v) VALUES (1)"))
+        await conn.execute(text("INSERT INTO missing (v) VALUES (1)"))
+
+
+async def test_a_failed_statement_leaves_the_transaction_rolled_back(db: Database) -> None:
+    with pytest.raises(Exception, match="no such table"):
+        await _insert_then_fail(db)
+    async with db.transaction(read_only=True) as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
+
+
+def test_an_aiosqlite_without_its_thread_call_gets_the_stock_adapter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert _sqlite_driver.one_hop_dbapi() is not None
+    monkeypatch.delattr(aiosqlite.Connection, "_execute")
+    assert _sqlite_driver.one_hop_dbapi() is None
