@@ -42,6 +42,9 @@ SAMPLES: dict[str, Any] = {
     "str": "text", "int": 3, "float": 1.5, "bool": True, "datetime": T0 + timedelta(hours=1),
     "Any": {"nested": [1, "two", None]}, "dict[str, Any]": {"code": "E", "n": 1},
     "list[Any]": [{"sku": "A"}, 2], "list[str]": ["approve", "reject"],
+    # the records' (envelope, state) field types
+    "dict[str, JSONValue]": {"key": "steps[0]"}, "tuple[Any, ...]": ({"sku": "A"}, 2),
+    "tuple[str, ...]": ("steps[0].then",),
 }
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -185,6 +188,33 @@ def test_builders_refuse_classes_a_draft_cannot_stand_for() -> None:
             constructor(cls)
 
 
+@pytest.mark.parametrize(
+    "cls", [*codec.EVENT_TYPES.values(), EventEnvelope, StepState, BlockState, TimerState,
+            TaskState], ids=lambda c: c.__name__)
+def test_a_draft_is_the_frozen_class_with_plain_stores(cls: type[Any]) -> None:
+    draft = draft_class(cls)
+    # A subclass adding no slots: the layout is the frozen class's, and __class__ can be
+    # switched back to it.
+    assert draft.__mro__[1] is cls
+    assert draft.__dict__["__slots__"] == ()
+    assert "__dict__" not in dir(draft)
+    assert "__weakref__" not in dir(draft)
+    values = {f.name: sample(str(f.type), optional_as_none=False)
+              for f in dataclasses.fields(cls)}
+    obj = draft()
+    for name, value in values.items():
+        setattr(obj, name, value)
+    delattr(obj, next(iter(values)))  # object's __delattr__ too, not the frozen one's
+    setattr(obj, next(iter(values)), values[next(iter(values))])
+    obj.__class__ = cls
+    assert type(obj) is cls
+    assert obj == cls(**values)
+    assert repr(obj) == repr(cls(**values))
+    assert pickle.loads(pickle.dumps(obj)) == obj
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(obj, next(iter(values)), None)
+
+
 def test_constructor_copier_and_decoder_build_frozen_instances() -> None:
     step = constructor(StepState)(key="steps[0]", step_type="action", step_id=None,
                                   block="steps")
@@ -286,3 +316,4 @@ def test_a_subclass_of_an_event_type_folds_as_its_base() -> None:
                               "definition_version": 1, "definition_hash": "h", "input": None,
                               "engine": "memory", "queue": "q"}
     assert replay([Started(**fields)]) == replay([ev.RunStarted(**fields)])
+
