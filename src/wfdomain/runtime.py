@@ -491,12 +491,14 @@ class Runtime:
                 raise
         return len(due)
 
-    async def work_once(self, consumer: str | None = None, *, count: int = 10) -> int:
-        """Process new messages and idle pending ones; return how many were handled."""
+    async def work_once(self, consumer: str | None = None, *, count: int = 10,
+                        claim: bool = True) -> int:
+        """Process new messages and (``claim``) idle pending ones; return how many."""
         consumer = consumer or self.worker_id
         stream, group = self.ports.stream, self.settings.group
-        deliveries = await stream.claim_idle(group, consumer, min_idle=self.settings.claim_idle,
-                                             count=count)
+        deliveries = (await stream.claim_idle(group, consumer,
+                                              min_idle=self.settings.claim_idle, count=count)
+                      if claim else [])
         deliveries += await stream.consume(group, consumer, count=count)
         for delivery in deliveries:
             await self.process(delivery)
@@ -505,9 +507,11 @@ class Runtime:
     async def run_until_idle(self, *, max_rounds: int = 10_000) -> int:
         """Tick and work until nothing is due or queued now; return messages handled."""
         handled = 0
-        for _ in range(max_rounds):
+        for round_ in range(max_rounds):
             published = await self.tick()
-            done = await self.work_once()
+            # Idle pending messages are claimed in the first round only: what a round
+            # leaves pending is not idle a moment later (claim_idle is seconds).
+            done = await self.work_once(claim=round_ == 0)
             handled += done
             if not published and not done:
                 return handled
