@@ -19,14 +19,19 @@ one INSERT), so the ratio is free of the machine's drift.
 
 Figures (median of the repetitions, min-max):
 
-* ``msg/s``: messages the workers handled (each one: taken from the stream, decided, its
-  events appended, its follow-ups enqueued, acked) per second of the timed window.
+* ``steps/s``: the units of work the workers carried out per second of the timed window:
+  messages handled (each one taken from the stream, decided, its events appended, its
+  follow-ups enqueued, acked) plus actions run in place (each one run, its outcome
+  appended with what it decides). A run is 1 + ``--steps`` of them either way, which is
+  what ``msg/s`` counted before actions ran in place (``RuntimeSettings.
+  run_actions_in_place``). Read from the workers' JSON logs (``message.processed`` and
+  ``action.executed`` with ``in_place``).
+* ``msg/s``: the messages alone (now mostly one per run).
 * ``events/s``: events appended (the runs' versions summed) per second.
-* ``p50``/``p99``: per message, from enqueue (the ``sent_at`` stamp the producer or worker
-  put in the message) to the end of its handling, read from the workers' JSON log lines
-  (``queued_s + took_s``), in ms.
-* ``msg/s / raw commit``: per repetition. Target with 2 workers: >= 0.5 (issue #5:
-  each handled message needs at least one commit).
+* ``p50``/``p99``: per run, from ``start_run`` to its completion (the run projection's
+  ``created_at`` and ``last_progress_at``), in ms.
+* ``steps/s / raw commit``: per repetition. Target with 2 workers: >= 0.5 (issue #5:
+  each step needs at least one commit).
 * ``runs/s``: runs completed per second of the timed window.
 * ``transactions/run``: transactions committed in the repetition's database (reads
   included; the producer's completion polls excluded), from ``pg_stat_database``.
@@ -101,6 +106,7 @@ def _definition(steps: int) -> str:
 class Sample:
     """One timed repetition."""
 
+    steps_per_s: float
     messages_per_s: float
     events_per_s: float
     p50_ms: float
@@ -117,8 +123,8 @@ class Sample:
 
     @property
     def ratio(self) -> float:
-        """Handled messages per second over raw commits per second."""
-        return self.messages_per_s / self.raw_commit_per_s
+        """Steps per second over raw commits per second."""
+        return self.steps_per_s / self.raw_commit_per_s
 
 
 @asynccontextmanager
@@ -186,17 +192,16 @@ def _started(log: Path) -> bool:
     return log.exists() and '"msg":"worker.started"' in log.read_text(errors="replace")
 
 
-def _latencies(logs: list[Path]) -> tuple[int, list[float]]:
-    handled, latencies = 0, []
+def _handled(logs: list[Path]) -> tuple[int, int]:
+    """Messages handled and actions run in place, from the workers' JSON logs."""
+    messages = in_place = 0
     for log in logs:
         for line in log.read_text(errors="replace").splitlines():
-            if '"msg":"message.processed"' not in line:
-                continue
-            record = json.loads(line)
-            handled += 1
-            if "queued_s" in record:
-                latencies.append(1000 * (record["queued_s"] + record["took_s"]))
-    return handled, latencies
+            if '"msg":"message.processed"' in line:
+                messages += 1
+            elif '"msg":"action.executed"' in line and json.loads(line).get("in_place"):
+                in_place += 1
+    return messages, in_place
 
 
 async def one_repetition(engine: str, workers: int, runs: int, steps: int, folder: Path,
@@ -246,11 +251,13 @@ async def one_repetition(engine: str, workers: int, runs: int, steps: int, folde
         after = await _counts(_database_name(url))
         transactions_per_run = (after.transactions - before.transactions - polls) / runs
         commits_per_run = (after.xids - before.xids) / runs
-        handled, latencies = _latencies(logs)
+        messages, in_place = _handled(logs)
         for log in logs:
             log.unlink()
+    latencies = [1000 * (r.last_progress_at - r.created_at).total_seconds() for r in done]
     quantiles = statistics.quantiles(latencies, n=100)
-    return Sample(messages_per_s=handled / elapsed,
+    return Sample(steps_per_s=(messages + in_place) / elapsed,
+                  messages_per_s=messages / elapsed,
                   events_per_s=sum(r.version for r in done) / elapsed,
                   p50_ms=quantiles[49], p99_ms=quantiles[98], raw_commit_per_s=raw,
                   runs_per_s=runs / elapsed, commits_per_run=commits_per_run,
@@ -280,12 +287,12 @@ async def main() -> None:
     commits = 200 if args.quick else 500
     print(f"e2e: {runs} runs x {args.steps} no-op actions per repetition, "
           f"{args.repeat} repetitions; workers: 4 consumers, batch 4")
-    print("| engine | workers | msg/s | min-max | events/s | min-max | p50 ms | min-max "
-          "| p99 ms | min-max | raw commit/s | min-max | msg/s / raw | min-max "
-          "| runs/s | min-max | transactions/run | min-max | commits/run | min-max "
-          "| runs/s / (raw / commits) | min-max |")
+    print("| engine | workers | steps/s | min-max | msg/s | min-max | events/s | min-max "
+          "| run p50 ms | min-max | run p99 ms | min-max | raw commit/s | min-max "
+          "| steps/s / raw | min-max | runs/s | min-max | transactions/run | min-max "
+          "| commits/run | min-max | runs/s / (raw / commits) | min-max |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:"
-          "|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "bench"
         folder.mkdir()
@@ -301,6 +308,7 @@ async def main() -> None:
                                                     folder, raw_db, commits)
                                for _ in range(args.repeat)]
                     print(f"| {engine} | {workers} "
+                          f"| {_figure([s.steps_per_s for s in samples])} "
                           f"| {_figure([s.messages_per_s for s in samples])} "
                           f"| {_figure([s.events_per_s for s in samples])} "
                           f"| {_figure([s.p50_ms for s in samples], 1)} "
