@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -38,14 +39,42 @@ def hand_offs(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
     return counted
 
 
-async def test_a_read_transaction_is_three_hand_offs(
+async def test_a_read_transaction_is_two_hand_offs(
     db: Database, hand_offs: collections.Counter[str]
 ) -> None:
     async with db.transaction(read_only=True) as conn:
         assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
-    # BEGIN, the SELECT with its rows, COMMIT: no cursor opened, fetched or closed apart,
-    # and no ROLLBACK when the connection goes back to the pool.
-    assert dict(hand_offs) == {"_run": 2, "commit": 1}
+    # BEGIN with the SELECT and its rows, then COMMIT: no cursor opened, fetched or closed
+    # apart, and no ROLLBACK when the connection goes back to the pool.
+    assert dict(hand_offs) == {"_run": 1, "commit": 1}
+
+
+async def test_a_transaction_without_statements_costs_no_hand_off(
+    db: Database, hand_offs: collections.Counter[str]
+) -> None:
+    async with db.transaction():
+        pass
+    assert dict(hand_offs) == {}
+
+
+async def test_begin_immediate_takes_the_write_lock_with_the_first_statement(
+    db: Database, tmp_path: Path
+) -> None:
+    other = Database.open(f"sqlite:///{tmp_path / 'one-hop.db'}")
+    try:
+        async with db.transaction() as conn:
+            await conn.execute(text("INSERT INTO t (v) VALUES (1)"))
+            # The write lock is held: another connection's writer cannot begin.
+            probe = sqlite3.connect(tmp_path / "one-hop.db", timeout=0)
+            try:
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    probe.execute("BEGIN IMMEDIATE")
+            finally:
+                probe.close()
+        async with other.transaction(read_only=True) as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
+    finally:
+        await other.dispose()
 
 
 async def test_statements_answer_as_a_cursor_would(db: Database) -> None:
