@@ -49,6 +49,18 @@ class Engine(Protocol):
         """Start a run; returns at once (workers execute it)."""
         ...
 
+    async def execute_run(
+        self,
+        tenant: str,
+        definition_id: str,
+        run_input: Any = None,
+        *,
+        version: int | None = None,
+        run_id: str | None = None,
+    ) -> RunSummary:
+        """Start a run and return once it finished or waits (the durable function call)."""
+        ...
+
     async def submit_event(
         self,
         tenant: str,

@@ -38,7 +38,14 @@ from wfdomain.errors import (
     StorageUnavailableError,
     WorkflowEngineError,
 )
-from wfdomain.events import RunCancelled, RunCompleted, RunFailed, RunPaused, RunStarted
+from wfdomain.events import (
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    RunPaused,
+    RunStarted,
+    WorkflowEvent,
+)
 from wfdomain.expressions import IN_PROCESS
 from wfdomain.in_place import run_in_place, take_in_place
 from wfdomain.inputs import encode_input
@@ -168,50 +175,123 @@ class Runtime:
         run_id = run_id or self.ports.ids.new_id()
         with self.telemetry.span("wf.start_run", {"wf.tenant": tenant, "wf.run_id": run_id,
                                                   "wf.definition_id": definition_id}):
-            return await self._start_run(tenant, definition_id, run_input, version=version,
-                                         run_id=run_id, parent=parent, replay_of=replay_of)
+            _, started = await self._new_run(tenant, definition_id, run_input, version=version,
+                                             run_id=run_id, parent=parent, replay_of=replay_of)
+            state = replay([started])
+            advance = self._message("advance", tenant, run_id,
+                                    {"input": encode_input(cmd.Advance())})
+            state, _ = await self._record_start([started], state, parent=parent,
+                                                messages=[advance])
+            return summarize(state)
 
-    async def _start_run(
+    async def execute_run(
+        self,
+        tenant: str,
+        definition_id: str,
+        run_input: Any = None,
+        *,
+        version: int | None = None,
+        run_id: str | None = None,
+    ) -> RunSummary:
+        """Start a run and carry it in this process until it finishes or waits.
+
+        The durable form of calling a function: the run is recorded with its first
+        decision in one append, and this process runs its actions in place and appends,
+        step after step, until the run finishes or waits (for an event, a person, a
+        timer, a child run, or the actions of a fan-out it sent to the workers, who then
+        carry it on). No message is queued and no worker polls anything in between:
+        each action's message is held for this process (``HeldMessage``). Should this
+        process die, the held message is published once ``claim_idle`` has passed and a
+        worker takes the run over from its last append; an action that was running then
+        may run again, as with any worker's death. A run the tenant's limit pauses is
+        left to the workers. Returns the run's summary where this process stopped.
+
+        Raises:
+            Whatever ``start_run`` raises.
+        """
+        run_id = run_id or self.ports.ids.new_id()
+        with self.telemetry.span("wf.execute_run", {"wf.tenant": tenant, "wf.run_id": run_id,
+                                                    "wf.definition_id": definition_id}):
+            definition, started = await self._new_run(
+                tenant, definition_id, run_input, version=version, run_id=run_id,
+                parent=None, replay_of=None)
+            state = replay([started])
+            decision = await self._decide(definition, state, cmd.Advance(), started.at)
+            messages = self._follow_ups(state, decision.commands)
+            if self._frees_capacity(state, decision):
+                messages.append(self._message("admit_runs", tenant, None, {}))
+            held = take_in_place(self, messages)
+            decided = replay(decision.events, state)
+            stored, admitted = await self._record_start(
+                [started, *decision.events], decided, parent=None, messages=messages,
+                held=() if held is None else (
+                    HeldMessage(message=held, until=started.at + self.settings.claim_idle),))
+            if not admitted:  # paused for quota: the workers resume it
+                return summarize(stored)
+            await self._snapshot_if_due(state, decided)
+            await self._carry_out(state, decision.commands)
+            # No lease: nobody else sees this run's work while its messages are held, and
+            # the expected version of every append still guards it should one be released.
+            while held is not None:
+                decided, held, _ = await run_in_place(self, decided, held, None)
+            return summarize(decided)
+
+    async def _new_run(
         self, tenant: str, definition_id: str, run_input: Any, *, version: int | None,
         run_id: str, parent: tuple[str, str] | None, replay_of: str | None,
-    ) -> RunSummary:
+    ) -> tuple[Definition, RunStarted]:
+        """Check a new run's definition, actions and input; its first event."""
         definition = await self.definition(tenant, definition_id, version)
         self.actions.check_definition(definition)
         validate_against_schema(run_input, definition.input_schema, what="run input")
-        started = run_started(
+        return definition, run_started(
             definition, run_input, at=self.ports.clock.now(), tenant=tenant, run_id=run_id,
             engine=self.settings.engine, queue=self.settings.queue, parent=parent,
             replay_of=replay_of,
         )
-        state = replay([started])
-        envelope = to_envelope(tenant, run_id, 1, started)
+
+    async def _record_start(
+        self, events: Sequence[WorkflowEvent], state: RunState, *,
+        parent: tuple[str, str] | None, messages: Sequence[Message] = (),
+        held: Sequence[HeldMessage] = (),
+    ) -> tuple[RunState, bool]:
+        """Append a new run's first events (``state`` folds them).
+
+        Returns the stored state and whether the tenant's limit admitted the run; a run it
+        refuses is stored paused instead (its ``RunStarted`` and ``RunPaused``).
+        """
+        started = events[0]
+        assert isinstance(started, RunStarted)
+        tenant, run_id = state.tenant, state.run_id
+        envelopes = [to_envelope(tenant, run_id, v, e) for v, e in enumerate(events, start=1)]
         # Child runs are part of their root run's work and hold its slot: limiting them
         # could leave every slot to a parent waiting on its own paused child (a deadlock).
         limit = self._quota.limit_for(tenant) if parent is None else None
-        advance = self._message("advance", tenant, run_id, {"input": encode_input(cmd.Advance())})
+        admitted = True
         try:
             try:
                 # behind_paused: a new run queues behind the tenant's paused ones (FIFO).
                 await self.ports.events.append(
-                    [envelope], expected_version=0, summary=summarize(state),
-                    messages=[advance], admission=None if limit is None
+                    envelopes, expected_version=0, summary=summarize(state),
+                    messages=messages, held=held,
+                    admission=None if limit is None
                     else Admission(limit=limit, behind_paused=True),
                 )
             except QuotaFullError:
                 paused = RunPaused(at=started.at)
-                state = replay([paused], state)
+                state, admitted = replay([started, paused]), False
                 # The admit message: a run that finished after the store counted may have
                 # looked for paused runs before this one was stored; whoever handles this
                 # message looks again once it is.
                 await self.ports.events.append(
-                    [envelope, to_envelope(tenant, run_id, 2, paused)],
+                    [envelopes[0], to_envelope(tenant, run_id, 2, paused)],
                     expected_version=0, summary=summarize(state),
                     messages=[self._message("admit_runs", tenant, None, {})],
                 )
         except ConcurrencyConflictError:
             raise RunAlreadyExistsError(f"run {run_id} already exists") from None
         self._remember(state)  # a worker of this process starts from it without a read
-        return summarize(state)
+        return state, admitted
 
     async def submit_event(
         self,
@@ -611,8 +691,11 @@ class Runtime:
         lease = await self.ports.lock.acquire(keys.run_lock_key(tenant, run_id),
                                               self.worker_id, ttl=self.settings.lock_ttl)
         try:
+            # In place only under the lease: another worker holding it is likely on this
+            # run already, and the work goes to whichever of them the stream hands it.
             decision, state, held = await self._decide_and_append(
-                tenant, run_id, inp, lease, result=result, loaded=loaded, in_place=in_place)
+                tenant, run_id, inp, lease, result=result, loaded=loaded,
+                in_place=in_place and lease is not None)
             while held is not None:
                 state, held, lease = await run_in_place(self, state, held, lease)
             return decision
@@ -644,14 +727,8 @@ class Runtime:
             if state.queue != self.settings.queue or state.engine != self.settings.engine:
                 await self._refuse_foreign(state)
             definition = await self._definition_of(state)
-            evaluator = self.settings.expression_evaluator or IN_PROCESS
             now = self.ports.clock.now()
-            ctx = DecisionContext(now=now, limits=self.settings.expression_limits,
-                                  evaluator=evaluator)
-            if evaluator.blocking:  # decide is pure, so a thread is safe
-                decision = await asyncio.to_thread(decide, definition, state, inp, ctx)
-            else:
-                decision = decide(definition, state, inp, ctx)
+            decision = await self._decide(definition, state, inp, now)
             if not decision.events:
                 if result is not None:
                     await self.ports.ledger.record_result(result)
@@ -659,8 +736,7 @@ class Runtime:
             messages = self._follow_ups(state, decision.commands)
             if self._frees_capacity(state, decision):
                 messages.append(self._message("admit_runs", tenant, None, {}))
-            held = (take_in_place(self, messages)
-                    if in_place and lease is not None else None)
+            held = take_in_place(self, messages) if in_place else None
             try:
                 new_state = await self._append(
                     state, decision, lease, messages, result,
@@ -675,6 +751,15 @@ class Runtime:
         raise StorageUnavailableError(
             f"run {run_id}: gave up after {self.settings.max_conflict_retries} conflicts"
         )
+
+    async def _decide(self, definition: Definition, state: RunState, inp: cmd.Input,
+                      now: datetime) -> cmd.Decision:
+        evaluator = self.settings.expression_evaluator or IN_PROCESS
+        ctx = DecisionContext(now=now, limits=self.settings.expression_limits,
+                              evaluator=evaluator)
+        if evaluator.blocking:  # decide is pure, so a thread is safe
+            return await asyncio.to_thread(decide, definition, state, inp, ctx)
+        return decide(definition, state, inp, ctx)
 
     def hand_over(self) -> None:
         """Run no more actions in place: send them as messages from now on.
@@ -723,13 +808,17 @@ class Runtime:
             fencing_token=lease.token if lease else None, messages=messages, result=result,
             held=held, release=release,
         )
+        await self._snapshot_if_due(state, new_state)
+        return new_state
+
+    async def _snapshot_if_due(self, state: RunState, new_state: RunState) -> None:
+        """Save a snapshot when the append from ``state`` crossed a multiple."""
         every = self.settings.snapshot_every
         if every > 0 and new_state.version // every > state.version // every:
             await self.ports.events.save_snapshot(Snapshot(
                 tenant=state.tenant, run_id=state.run_id, version=new_state.version,
                 state=encode_state(new_state),
             ))
-        return new_state
 
     def _frees_capacity(self, state: RunState, decision: cmd.Decision) -> bool:
         """Whether the decision finishes a run whose tenant has a limit (see ``quota``).

@@ -139,6 +139,28 @@ class EngineScenarios:
         started = (await rt.history(TENANT, run.run_id))[0]
         assert json.dumps(started.data["input"]) == json.dumps(data)
 
+    # -- execute_run: the durable function call -------------------------------------------
+
+    async def test_execute_run_returns_once_the_run_finished(
+        self, rt: Engine, actions: RecordingActions
+    ) -> None:
+        await register(rt, doc("pay", [action("double", {"n": 2}, id="a"),
+                                       action("double", {"n": "steps.a.n"}, id="b"),
+                                       ret("steps.b.n")]))
+        run = await rt.execute_run(TENANT, "pay")
+        assert run.status == "completed"
+        assert await output_of(rt, run.run_id) == 8
+        assert actions.count() == 2
+
+    async def test_execute_run_returns_when_the_run_waits(self, rt: Engine) -> None:
+        await register(rt, WAIT_PAID)
+        run = await rt.execute_run(TENANT, "wait_paid", {"order": "o-1"}, run_id="r-wait")
+        assert (run.run_id, run.status) == ("r-wait", "waiting")
+        await rt.submit_event(TENANT, "paid", {"amount": 5}, correlation_key="o-1")
+        await rt.run_until_idle()
+        assert await status_within(rt, run.run_id, "completed") == "completed"
+        assert await output_of(rt, run.run_id) == {"amount": 5}
+
     # -- for_each, parallel ---------------------------------------------------------------
 
     async def test_for_each_output_is_in_item_order(
@@ -802,6 +824,44 @@ class EngineContract(EngineScenarios):
         await survivor.run_until_idle()
         assert (await survivor.get_run(TENANT, run.run_id)).status == "completed"
         assert (await output_of(survivor, run.run_id), calls) == (2, [1, 1])
+
+    async def test_execute_run_leaves_nothing_for_the_workers(
+        self, rt: Runtime, clock: ManualClock, actions: RecordingActions
+    ) -> None:
+        await register(rt, doc("pay", [action("double", {"n": 2}, id="a"), ret("steps.a.n")]))
+        run = await rt.execute_run(TENANT, "pay")
+        assert run.status == "completed"
+        # Its first message and its action's were held, then released by its own appends:
+        # no worker gets either, now or once the holds would have run out.
+        assert await drain_recording(rt) == []
+        clock.advance(rt.settings.claim_idle + timedelta(seconds=1))
+        assert await drain_recording(rt) == []
+        assert actions.count() == 1
+
+    async def test_execute_run_sends_a_fan_out_to_the_workers_and_returns(
+        self, rt: Runtime, actions: RecordingActions
+    ) -> None:
+        await register(rt, doc("fan", [{"type": "parallel", "branches": [
+            {"name": name, "steps": [action("double", {"n": n})]}
+            for name, n in (("a", 1), ("b", 2))]}]))
+        run = await rt.execute_run(TENANT, "fan")
+        assert (run.status, actions.count()) == ("running", 1)  # branch a ran in place
+        assert [m.kind for m in await drain_recording(rt)] == ["execute_action"]
+        assert (await rt.get_run(TENANT, run.run_id)).status == "completed"
+        assert await step_output(rt, run.run_id, "steps[0]") == {"a": {"n": 2}, "b": {"n": 4}}
+
+    async def test_execute_run_over_the_tenant_limit_is_left_paused_to_the_workers(
+        self, runtime_factory: RuntimeFactory, actions: RecordingActions, clock: ManualClock,
+    ) -> None:
+        rt = runtime_factory(actions.registry, RuntimeSettings(max_active_runs_per_tenant=1))
+        await register(rt, SLEEPER)
+        first = await rt.execute_run(TENANT, "sleeper")
+        second = await rt.execute_run(TENANT, "sleeper")
+        assert (first.status, second.status) == ("waiting", "paused_for_quota")
+        await advance(rt, clock, 60)
+        assert (await rt.get_run(TENANT, second.run_id)).status == "waiting"
+        await advance(rt, clock, 60)
+        assert (await rt.get_run(TENANT, second.run_id)).status == "completed"
 
     async def test_redelivered_action_message_does_not_execute_again(
         self, rt_messages: Runtime, actions: RecordingActions

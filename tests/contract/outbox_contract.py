@@ -288,6 +288,27 @@ class OutboxContract:
         run = await runtime.get_run(ENGINE_TENANT, "run-1")
         assert (run.status, actions.count("double")) == ("completed", 1)
 
+    async def test_crash_right_after_execute_run_records_the_run_loses_nothing(
+        self, outbox: OutboxHarness, clock: ManualClock
+    ) -> None:
+        actions = RecordingActions()
+        runtime = Runtime(outbox.ports, actions.registry)
+        await register(runtime, doc("one", [action("double", {"n": 2}, id="a"),
+                                            ret("steps.a.n")]))
+        crashing = _CrashAfterAppend(outbox.ports.events)
+        doomed = Runtime(replace(outbox.ports, events=cast(EventStore, crashing)),
+                         actions.registry)
+        # The run is recorded with its first message held for the caller, which dies.
+        with pytest.raises(SystemExit):
+            await doomed.execute_run(ENGINE_TENANT, "one", run_id="run-1")
+        await _drive(outbox, runtime)
+        run = await runtime.get_run(ENGINE_TENANT, "run-1")
+        assert (run.status, actions.count()) == ("running", 0)
+        clock.advance(runtime.settings.claim_idle)
+        await _drive(outbox, runtime)
+        run = await runtime.get_run(ENGINE_TENANT, "run-1")
+        assert (run.status, actions.count("double")) == ("completed", 1)
+
     async def test_crash_after_the_append_that_starts_a_child_loses_no_child(
         self, outbox: OutboxHarness
     ) -> None:

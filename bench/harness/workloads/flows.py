@@ -5,14 +5,17 @@
   branch runs one more action), a ``wait_event`` resolved by a submitted event, another
   ``assign`` and a ``return``. Six actions run per run.
 
-The driver is the one the CLI uses in place of a worker: ``run_until_idle`` (tick + work
-until nothing is due or queued). A sequential run is timed from ``start_run`` until the
+Two ways to drive a run: the queue (``start_run``, then ``run_until_idle``, the loop the
+CLI uses in place of a worker: tick + work until nothing is due or queued), and
+``execute_run`` (the durable function call: this process records the run and carries it
+through in place, no message queued). A sequential run is timed from the start until the
 run has completed: for ``bench_ten`` that includes ``submit_event`` once the wait is open
 (events are not buffered, so it must be open).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -96,6 +99,38 @@ async def ten_run(runtime: Runtime, key: str, *, check: bool = True) -> float:
     if check:
         await _check(runtime, run.run_id, {"key": key, "total": 155})
     return elapsed
+
+
+async def one_exec(runtime: Runtime, key: str, *, check: bool = True) -> float:
+    """``bench_one`` through ``execute_run`` (the durable function call, as DBOS's call of
+    its workflow function): recorded and carried through in this process, no worker."""
+    start = time.perf_counter()
+    run = await runtime.execute_run(TENANT, "bench_one", {"key": key})
+    elapsed = time.perf_counter() - start
+    if check:
+        await _check(runtime, run.run_id, {"echo": key})
+    return elapsed
+
+
+async def ten_exec(runtime: Runtime, key: str, *, check: bool = True) -> float:
+    """``bench_ten`` through ``execute_run`` until its wait, then the event as a worker
+    handles it (``submit_event`` + ``run_until_idle``), as DBOS's ``send`` wakes ``recv``."""
+    start = time.perf_counter()
+    run = await runtime.execute_run(TENANT, "bench_ten", {"key": key, "amount": 150})
+    await runtime.submit_event(TENANT, "bench.go", {"tip": 5}, correlation_key=key)
+    await runtime.run_until_idle()
+    elapsed = time.perf_counter() - start
+    if check:
+        await _check(runtime, run.run_id, {"key": key, "total": 155})
+    return elapsed
+
+
+async def one_exec_batch(runtime: Runtime, keys: list[str]) -> None:
+    """``len(keys)`` ``bench_one`` runs through ``execute_run`` at once (DBOS's threads)."""
+    runs = await asyncio.gather(*(runtime.execute_run(TENANT, "bench_one", {"key": k})
+                                  for k in keys))
+    for run, key in zip(runs, keys, strict=True):
+        await _check(runtime, run.run_id, {"echo": key})
 
 
 async def one_batch(runtime: Runtime, keys: list[str]) -> None:

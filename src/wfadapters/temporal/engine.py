@@ -650,3 +650,22 @@ class TemporalEngine:
     ) -> RunSummary:
         """Wait until the run finishes or nothing but a wait is left."""
         return await waiting.run_until_finished(self, tenant, run_id, timeout_s=timeout_s)
+
+    async def execute_run(
+        self,
+        tenant: str,
+        definition_id: str,
+        run_input: Any = None,
+        *,
+        version: int | None = None,
+        run_id: str | None = None,
+    ) -> RunSummary:
+        """Start the run's workflow and wait until it finishes or waits.
+
+        Temporal's workers execute it (this process waits as ``run_until_finished``
+        does, up to 60 s); what ``Runtime.execute_run`` does in place is the workflow's
+        own job here.
+        """
+        run = await self.start_run(tenant, definition_id, run_input, version=version,
+                                   run_id=run_id)
+        return await self.run_until_finished(tenant, run.run_id)
