@@ -80,7 +80,10 @@ async def _run(path: Path, run_input: str | None, settings: Settings, wait_s: fl
             err.print(f"resuming unfinished run {run_id} of {package.main.id}")
             await engine.resume_run(settings.tenant, run_id)
         else:
-            run_id = (await engine.start_run(settings.tenant, package.main.id, document)).run_id
+            # Carried through in this process until it waits or ends (a timer, a fan-out
+            # sent to the stream, an event): then driven here as a worker would.
+            run_id = (await engine.execute_run(settings.tenant, package.main.id,
+                                               document)).run_id
         run = await engine.run_until_finished(settings.tenant, run_id, timeout_s=wait_s)
         history = await engine.history(settings.tenant, run.run_id)
         state = await engine.get_state(settings.tenant, run.run_id)
