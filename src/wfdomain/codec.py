@@ -150,7 +150,7 @@ def _parse_dt(value: str | None) -> datetime | None:
 def encode_state(state: RunState) -> dict[str, Any]:
     """Return a JSON-ready snapshot of ``state``."""
     return {
-        "format": 2,
+        "format": 3,
         "run_id": state.run_id, "tenant": state.tenant,
         "definition_id": state.definition_id, "definition_version": state.definition_version,
         "definition_hash": state.definition_hash, "engine": state.engine, "queue": state.queue,
@@ -161,7 +161,8 @@ def encode_state(state: RunState) -> dict[str, Any]:
         "vars": state.vars,
         "blocks": [dataclasses.asdict(b) for b in state.blocks.values()],
         "steps": [
-            {**dataclasses.asdict(s), "items": list(s.items), "children": list(s.children)}
+            {**dataclasses.asdict(s), "items": list(s.items), "children": list(s.children),
+             "outputs": [[i, out] for i, out in s.outputs]}
             for s in state.steps.values()
         ],
         # The interpreter iterates these maps in insertion order, so they are stored as
@@ -193,7 +194,7 @@ def decode_state(data: dict[str, Any]) -> RunState:
         CodecError: the snapshot has an unknown format.
     """
     snapshot_format = data.get("format")
-    if snapshot_format not in (1, 2):
+    if snapshot_format not in (1, 2, 3):
         raise CodecError(f"unknown snapshot format {snapshot_format!r}")
     if snapshot_format == 1:  # maps stored as JSON objects: their order is the store's
         data = {**data, "scopes": list(data["scopes"].items()),
@@ -202,9 +203,15 @@ def decode_state(data: dict[str, Any]) -> RunState:
                 "waits": [[k, *v] for k, v in data["waits"].items()],
                 "children": list(data["children"].items())}
     steps = {
-        s["key"]: StepState(**{**s, "items": tuple(s["items"]), "children": tuple(s["children"])})
+        s["key"]: StepState(**{**s, "items": tuple(s["items"]), "children": tuple(s["children"]),
+                               "outputs": tuple((i, out) for i, out in s.get("outputs", ()))})
         for s in data["steps"]
     }
+    blocks = {b["key"]: _new_block(**b) for b in data["blocks"]}
+    scopes = {k: dict(v) for k, v in data["scopes"]}
+    scope_parents = {k: v for k, v in data["scope_parents"]}
+    if snapshot_format < 3:
+        _end_finished_iterations(steps, blocks, scopes, scope_parents)
     tasks = {
         t["task_id"]: TaskState(**{
             **t, "outcomes": tuple(t["outcomes"]), "deadline": _parse_dt(t["deadline"]),
@@ -220,10 +227,10 @@ def decode_state(data: dict[str, Any]) -> RunState:
         replay_of=data["replay_of"], status=data["status"], version=data["version"],
         created_at=_parse_dt(data["created_at"]), updated_at=_parse_dt(data["updated_at"]),
         vars=data["vars"],
-        blocks={b["key"]: _new_block(**b) for b in data["blocks"]},
+        blocks=blocks,
         steps=steps,
-        scopes={k: dict(v) for k, v in data["scopes"]},
-        scope_parents={k: v for k, v in data["scope_parents"]},
+        scopes=scopes,
+        scope_parents=scope_parents,
         timers={
             k: TimerState(key=t["key"], fire_at=datetime.fromisoformat(t["fire_at"]),
                           purpose=t["purpose"])
@@ -236,3 +243,30 @@ def decode_state(data: dict[str, Any]) -> RunState:
         cancel_requested=data["cancel_requested"],
         output=data["output"], error=data["error"],
     )
+
+
+def _end_finished_iterations(
+    steps: dict[str, StepState], blocks: dict[str, BlockState],
+    scopes: dict[str, dict[str, Any]], scope_parents: dict[str, str],
+) -> None:
+    """Bring a snapshot written before format 3 to what the fold keeps now.
+
+    Up to format 2 a for_each's finished iteration blocks, and their scopes, stayed in the
+    state until the for_each completed; now each leaves when it completes, its output kept
+    in the step's ``outputs``, in item order (``wfdomain.state._end_iteration``). The
+    iteration at ``children[i]`` is item ``i``.
+    """
+    for key, step in steps.items():
+        if step.step_type != "for_each":
+            continue
+        done = [(i, blocks[child]) for i, child in enumerate(step.children)
+                if child in blocks and blocks[child].done]
+        if not done:
+            continue
+        for _, block in done:
+            del blocks[block.key]
+            if scopes.pop(block.key, None) is not None:
+                del scope_parents[block.key]
+        outputs = sorted([*step.outputs, *((i, block.last_output) for i, block in done)],
+                         key=lambda pair: pair[0])
+        steps[key] = dataclasses.replace(step, outputs=tuple(outputs))

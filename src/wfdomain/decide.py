@@ -215,16 +215,19 @@ class _Decider:
 
     def maybe_complete(self, key: str) -> None:
         step = self.state.steps[key]
-        blocks = [self.state.blocks[c] for c in step.children]
-        if not all(b.done for b in blocks):
-            return
         definition = self.step_def(key)
         output: Any
         if isinstance(definition, ForEachStep):
+            # A finished iteration's block has left the state; its output is in the step.
             if step.iterations_done < len(step.items):
                 return
-            output = [b.last_output for b in blocks]
-        elif isinstance(definition, ParallelStep):
+            output = [out for _, out in step.outputs]  # in item order
+            self.complete(key, output)
+            return
+        blocks = [self.state.blocks[c] for c in step.children]
+        if not all(b.done for b in blocks):
+            return
+        if isinstance(definition, ParallelStep):
             output = {br.name: b.last_output for br, b in zip(definition.branches, blocks,
                                                                strict=True)}
         elif isinstance(definition, WaitEventStep):

@@ -12,6 +12,7 @@ are edited in place too (see "the rules" below).
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -53,6 +54,9 @@ class StepState:
 
     ``awaiting`` names what a leaf step waits for (``action``, ``retry``, ``sleep``,
     ``event``, ``task``, ``child``); composite steps wait for their ``children`` blocks.
+    A ``for_each`` lists every iteration block it opened in ``children``; an iteration's
+    block leaves the state when the iteration completes, and its output is kept in
+    ``outputs`` as an ``(index, output)`` pair, in item order.
     """
 
     key: str
@@ -69,6 +73,7 @@ class StepState:
     max_concurrency: int | None = None
     iterations_started: int = 0
     iterations_done: int = 0
+    outputs: tuple[tuple[int, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -216,7 +221,8 @@ def apply_in_place(state: RunState, event: ev.WorkflowEvent) -> None:
 # records when it ends (``_Fold.seal``). Nobody can see a draft before that, so the result
 # is the state that replacing would give (tests/unit/test_replay_fast_paths.py compares
 # replay with a fold of evolve, event by event). For the same reason a fold edits the
-# scope maps and ``vars`` map it made itself, and grows a step's ``children`` as a list.
+# scope maps and ``vars`` map it made itself, and grows a step's ``children`` and
+# ``outputs`` as lists.
 
 _StepDraft = draft_class(StepState)
 _BlockDraft = draft_class(BlockState)
@@ -254,6 +260,8 @@ class _Fold:
             if type(step) is _StepDraft:
                 if type(step.children) is list:
                     step.children = tuple(step.children)
+                if type(step.outputs) is list:
+                    step.outputs = tuple(step.outputs)
                 step.__class__ = StepState
         blocks: Iterable[Any] = state.blocks.values()
         if len(self.blocks) < len(state.blocks):
@@ -333,6 +341,35 @@ def _start_iteration(state: RunState, fold: _Fold, step: Any) -> None:
         children.append(key)
     else:
         step.children = [*children, key]
+
+
+def _end_iteration(
+    state: RunState, fold: _Fold, step: Any, block: BlockState, output: Any
+) -> None:
+    """Record that the iteration ``block`` of the draft for_each ``step`` completed.
+
+    Its output joins the step's ``outputs``; the block and its own scope leave the state.
+    Nothing reads either again (every step of the block is done, and whatever they opened
+    is closed). Kept until the for_each completed, as they were, a block, a scope and
+    their locals per item done made replaying bench/replay.py's 1,500-line for_each about
+    5 % slower, its snapshot three times larger, and ``decide`` visit every one of them at
+    every decision.
+    """
+    key = block.key
+    del state.blocks[key]
+    if state.scopes.pop(key, None) is not None:
+        del state.scope_parents[key]
+    fold.scopes.discard(key)
+    step.iterations_done += 1
+    outputs = step.outputs
+    if type(outputs) is not list:  # a list while this fold owns it, as children
+        outputs = step.outputs = list(outputs)
+    # In item order, whatever order the iterations completed in (most often that one).
+    index = block.locals["index"]
+    if not outputs or outputs[-1][0] < index:
+        outputs.append((index, output))
+    else:
+        insort(outputs, (index, output))  # indices differ: outputs are never compared
 
 
 def _close_step(state: RunState, step: StepState) -> None:
@@ -625,18 +662,19 @@ def _fold_into(
                 fold.vars = True
         elif kind == 6:  # BlockCompleted
             block = blocks[e.block]
-            if type(block) is not _BlockDraft:
-                block = _block(state, fold, e.block)
-            block.done = True
-            block.last_output = e.output
             parent_key = block.parent_step
             step = steps.get(parent_key) if parent_key is not None else None
             if step is not None and step.step_type == "for_each":
                 if type(step) is not _StepDraft:
                     step = _step(state, fold, parent_key)
-                step.iterations_done += 1
+                _end_iteration(state, fold, step, block, e.output)
                 if step.iterations_started < len(step.items):
                     _start_iteration(state, fold, step)
+            else:
+                if type(block) is not _BlockDraft:
+                    block = _block(state, fold, e.block)
+                block.done = True
+                block.last_output = e.output
         else:
             try:
                 applier = appliers[type(e)]

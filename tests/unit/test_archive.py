@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -260,3 +261,41 @@ def test_validation_error_lists_every_problem(archive: dict[str, Any]) -> None:
     problems = error.details["errors"]
     assert isinstance(problems, list)
     assert {p["path"] for p in problems} == {"run.engine", "history[0].version"}
+
+
+# -- a snapshot of an older format ------------------------------------------------------------
+
+FORMAT_2 = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "snapshots"
+                       / "for_each_format2.json").read_text())
+
+
+def archive_with_format_2_snapshot() -> dict[str, Any]:
+    """A finished for_each run exported with the snapshot an older engine had taken of it."""
+    definition = parse_definition(FORMAT_2["definition"])
+    stored = StoredDefinition(tenant="acme", definition_id=definition.id,
+                              version=definition.version, content_hash=definition.content_hash,
+                              document=definition.to_document())
+    history = [EventEnvelope(tenant="acme", run_id="run-1", version=i, type=e["type"],
+                             at=datetime.fromisoformat(e["at"]), data=e["data"])
+               for i, e in enumerate(FORMAT_2["history"], start=1)]
+    snapshot = Snapshot(tenant="acme", run_id="run-1", version=FORMAT_2["snapshot"]["version"],
+                        state=copy.deepcopy(FORMAT_2["snapshot"]["state"]))
+    data: dict[str, Any] = json.loads(json.dumps(build_archive(
+        tenant="acme", definition=stored, history=history, snapshots=[snapshot],
+        action_results=[], exported_at=NOW)))
+    return data
+
+
+def test_a_snapshot_of_an_older_format_is_read_as_a_runtime_would_load_it() -> None:
+    # Format 2 kept a for_each's finished iterations in the state; replay no longer does.
+    data = archive_with_format_2_snapshot()
+    parsed = parse_archive(data)
+    assert parsed.snapshots[0].state == FORMAT_2["snapshot"]["state"]  # stored as it came
+    assert parsed.snapshots[0].state["format"] == 2
+
+
+def test_a_forged_snapshot_of_an_older_format_is_still_refused() -> None:
+    data = archive_with_format_2_snapshot()
+    done = next(b for b in data["snapshots"][0]["state"]["blocks"] if b["done"])
+    done["last_output"] = {"tracking": "forged"}
+    assert invalid(data).path == "snapshots[0].state"

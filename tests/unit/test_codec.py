@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import typing
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,10 +23,12 @@ from wfdomain.codec import (
     encode_state,
     to_envelope,
 )
+from wfdomain.decide import DecisionContext, decide
 from wfdomain.definition import parse_definition
 from wfdomain.errors import ErrorCode, InputValidationError
 from wfdomain.inputs import decode_input, encode_input
-from wfdomain.state import RunState
+from wfdomain.replay_check import input_of
+from wfdomain.state import RunState, replay
 
 AT = datetime(2026, 3, 4, 5, 6, 7, 890_000, tzinfo=UTC)
 LATER = AT + timedelta(hours=1)
@@ -216,12 +219,58 @@ def test_the_empty_state_round_trips() -> None:
     assert decode_state(json.loads(json.dumps(encode_state(RunState())))) == RunState()
 
 
-@pytest.mark.parametrize("fmt", [None, 0, 3])
+@pytest.mark.parametrize("fmt", [None, 0, 4])
 def test_an_unknown_snapshot_format_is_a_codec_error(fmt: int | None) -> None:
     data = encode_state(RunState())
     data["format"] = fmt
     with pytest.raises(CodecError):
         decode_state(data)
+
+
+# A for_each run and a snapshot of it taken with some iterations done and some open,
+# written by the fold of before format 3 (which kept finished iterations' blocks and
+# scopes in the state until the for_each completed). Its iterations finish out of order.
+FORMAT_2 = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "snapshots"
+                       / "for_each_format2.json").read_text())
+
+
+def format_2_run() -> tuple[list[ev.WorkflowEvent], int, dict[str, Any]]:
+    events = [decode_event(e["type"], datetime.fromisoformat(e["at"]), e["data"])
+              for e in FORMAT_2["history"]]
+    return events, FORMAT_2["snapshot"]["version"], FORMAT_2["snapshot"]["state"]
+
+
+def test_a_format_2_snapshot_loads_as_the_state_replay_now_gives() -> None:
+    events, version, old = format_2_run()
+    assert old["format"] == 2
+    finished = [b["key"] for b in old["blocks"] if b["done"]]
+    assert finished == ["steps[0]@1.do", "steps[0]@2.do"]  # what it is a test of
+
+    loaded = decode_state(old)
+    assert loaded == replay(events[:version])
+    assert not set(finished) & (set(loaded.blocks) | set(loaded.scopes)
+                                | set(loaded.scope_parents))
+    assert loaded.steps["steps[0]"].outputs == ((1, {"tracking": "T-1"}),
+                                                (2, {"tracking": "T-2"}))
+    assert encode_state(loaded) == encode_state(replay(events[:version]))
+    assert replay(events[version:], loaded) == replay(events)
+
+
+def test_a_run_goes_on_from_a_format_2_snapshot_as_it_went() -> None:
+    events, version, old = format_2_run()
+    definition = parse_definition(FORMAT_2["definition"])
+    state = decode_state(old)
+    i = version
+    while i < len(events):  # every recorded input, decided again from the loaded snapshot
+        inp = input_of(events[i])
+        assert inp is not None, events[i]
+        decided = decide(definition, state, inp, DecisionContext(now=events[i].at)).events
+        assert list(decided) == events[i:i + len(decided)]
+        state = replay(decided, state)
+        i += len(decided)
+    assert state.status == "completed"
+    assert state.output == FORMAT_2["output"] == {"shipped": [
+        {"tracking": f"T-{n}"} for n in range(5)]}
 
 
 # --------------------------------------------------------------------------------- inputs

@@ -48,7 +48,7 @@ SAMPLES: dict[str, Any] = {
     "list[Any]": [{"sku": "A"}, 2], "list[str]": ["approve", "reject"],
     # the records' (envelope, state) field types
     "dict[str, JSONValue]": {"key": "steps[0]"}, "tuple[Any, ...]": ({"sku": "A"}, 2),
-    "tuple[str, ...]": ("steps[0].then",),
+    "tuple[str, ...]": ("steps[0].then",), "tuple[tuple[int, Any], ...]": ((0, {"n": 1}),),
 }
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -240,6 +240,7 @@ def frozen_records_only(state: RunState) -> None:
     for step in state.steps.values():
         assert type(step) is StepState, step
         assert type(step.children) is tuple, step
+        assert type(step.outputs) is tuple, step
     for block in state.blocks.values():
         assert type(block) is BlockState, block
     for task in state.tasks.values():
@@ -270,20 +271,36 @@ def test_replay_from_any_state_equals_evolve_and_changes_nothing_it_was_given(
         frozen_records_only(end)
 
 
-def test_a_long_for_each_gets_a_tuple_of_children() -> None:
+def test_a_long_for_each_gets_a_tuple_of_children_and_outputs() -> None:
     started = ev.RunStarted(at=T0, run_id="r", tenant="t", definition_id="d",
                             definition_version=1, definition_hash="h", input=None,
                             engine="memory", queue="q")
     events: list[ev.WorkflowEvent] = [
         started,
         ev.StepStarted(at=T0, key="steps[0]", step_type="for_each"),
-        ev.ForEachStarted(at=T0, key="steps[0]", items=list(range(50)), max_concurrency=2),
+        ev.ForEachStarted(at=T0, key="steps[0]", items=list(range(50)), max_concurrency=3),
     ]
-    events += [ev.BlockCompleted(at=T0, block=f"steps[0]@{i}.do") for i in range(20)]
+    # Iterations complete out of order: 1, 0, then 3, 2, 5, 4, ...
+    order = [i ^ 1 for i in range(20)]
+    events += [ev.BlockCompleted(at=T0, block=f"steps[0]@{i}.do", output=f"out {i}")
+               for i in order]
     state = replay(events)
     frozen_records_only(state)
-    assert state.steps["steps[0]"].children == tuple(f"steps[0]@{i}.do" for i in range(22))
+    step = state.steps["steps[0]"]
+    assert step.children == tuple(f"steps[0]@{i}.do" for i in range(23))
+    assert step.outputs == tuple((i, f"out {i}") for i in range(20))  # in item order
+    assert step.iterations_done == 20
+    # A finished iteration's block and scope have left; the 3 running ones are there.
+    live = {f"steps[0]@{i}.do" for i in range(20, 23)}
+    assert set(state.blocks) == {"steps", *live}
+    assert set(state.scopes) == {"", *live}
+    assert set(state.scope_parents) == live
     assert state == reduce(evolve, events, RunState())
+    for i in (4, 10, 17):  # from a state whose step, outputs and blocks are shared
+        start = replay(events[:i])
+        before = copy.deepcopy(start)
+        assert replay(events[i:], start) == state
+        assert start == before
 
 
 def test_a_fold_that_fails_leaves_no_draft_behind() -> None:
