@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wfadapters.sql._one_statement import SINGLE_APPEND, single_append_params
+from wfadapters.sql._one_statement import SINGLE_APPEND, SINGLE_CREATE, single_append_params
 from wfadapters.sql.event_store import _SUMMARY_COLUMNS
 from wfadapters.sql.schema import wf_runs
 
@@ -13,3 +13,9 @@ def test_it_sets_every_run_column_the_transaction_path_sets() -> None:
     updated = {name[2:] for name in params if name.startswith("v_")}
     assert updated == set(_SUMMARY_COLUMNS)
     assert all(f"{name} = CAST(:v_{name} AS" in SINGLE_APPEND.text for name in updated)
+
+
+def test_a_new_run_gets_every_run_column() -> None:
+    inserted = {c.name for c in wf_runs.c if f":v_{c.name} AS" in SINGLE_CREATE.text}
+    assert inserted | {"tenant", "run_id", "fencing_token"} == {c.name for c in wf_runs.c}
+    assert "ON CONFLICT (tenant, run_id) DO NOTHING" in SINGLE_CREATE.text

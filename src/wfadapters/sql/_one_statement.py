@@ -1,4 +1,4 @@
-"""The common Postgres append as one statement: no BEGIN, no COMMIT, one round trip.
+"""The common Postgres appends as one statement: no BEGIN, no COMMIT, one round trip.
 
 Most appends (a step starting, an action reporting) change a run that exists, open no wait
 or human task, and record their messages in ``wf_outbox``. For them ``SqlEventStore``
@@ -27,7 +27,7 @@ from sqlalchemy import TextClause, text
 from wfadapters.sql.queue_schema import wf_held, wf_outbox
 from wfadapters.sql.schema import wf_action_results, wf_events, wf_human_tasks, wf_runs, wf_waits
 
-__all__ = ["SINGLE_APPEND", "single_append_params"]
+__all__ = ["SINGLE_APPEND", "SINGLE_CREATE", "single_append_params"]
 
 # The run row's columns an append replaces, with their Postgres types for the casts that
 # let the server type every parameter (asyncpg prepares the statement).
@@ -42,24 +42,9 @@ _JSON_COLUMNS: Final = frozenset(name for name, kind in _RUN_COLUMNS if kind == 
 
 _SET = ",\n    ".join(f"{name} = CAST(:v_{name} AS {kind})" for name, kind in _RUN_COLUMNS)
 
-SINGLE_APPEND: Final[TextClause] = text(f"""
-WITH run AS (
-  UPDATE {wf_runs.name} SET
-    {_SET},
-    fencing_token = COALESCE(CAST(:w_token AS BIGINT), fencing_token)
-  WHERE tenant = :w_tenant AND run_id = :w_run_id
-    AND version = CAST(:w_expected AS INTEGER)
-    AND (fencing_token IS NULL OR CAST(:w_token AS BIGINT) IS NULL
-         OR fencing_token <= CAST(:w_token AS BIGINT))
-    AND NOT EXISTS (SELECT 1 FROM {wf_action_results.name}
-                    WHERE result_key = CAST(:r_key AS TEXT))
-  RETURNING 1
-), clear_waits AS (
-  DELETE FROM {wf_waits.name}
-  WHERE tenant = :w_tenant AND run_id = :w_run_id AND EXISTS (SELECT 1 FROM run)
-), clear_tasks AS (
-  DELETE FROM {wf_human_tasks.name}
-  WHERE tenant = :w_tenant AND run_id = :w_run_id AND EXISTS (SELECT 1 FROM run)
+# What a one-statement append writes once its run row matched: the events, the outbox
+# rows, the held messages (and the released ones dropped), the action outcome.
+_WRITES = f"""
 ), events AS (
   INSERT INTO {wf_events.name} (tenant, run_id, version, type, at, data)
   SELECT :w_tenant, :w_run_id, e.version, e.type, e.at, CAST(e.data AS JSON)
@@ -88,7 +73,44 @@ WITH run AS (
   FROM run WHERE CAST(:r_key AS TEXT) IS NOT NULL
 )
 SELECT count(*) AS matched FROM run
-""")
+"""
+
+SINGLE_APPEND: Final[TextClause] = text(f"""
+WITH run AS (
+  UPDATE {wf_runs.name} SET
+    {_SET},
+    fencing_token = COALESCE(CAST(:w_token AS BIGINT), fencing_token)
+  WHERE tenant = :w_tenant AND run_id = :w_run_id
+    AND version = CAST(:w_expected AS INTEGER)
+    AND (fencing_token IS NULL OR CAST(:w_token AS BIGINT) IS NULL
+         OR fencing_token <= CAST(:w_token AS BIGINT))
+    AND NOT EXISTS (SELECT 1 FROM {wf_action_results.name}
+                    WHERE result_key = CAST(:r_key AS TEXT))
+  RETURNING 1
+), clear_waits AS (
+  DELETE FROM {wf_waits.name}
+  WHERE tenant = :w_tenant AND run_id = :w_run_id AND EXISTS (SELECT 1 FROM run)
+), clear_tasks AS (
+  DELETE FROM {wf_human_tasks.name}
+  WHERE tenant = :w_tenant AND run_id = :w_run_id AND EXISTS (SELECT 1 FROM run)
+{_WRITES}""")
+"""The common append to a run that exists (``expected_version > 0``)."""
+
+_NAMES = ", ".join(name for name, _ in _RUN_COLUMNS)
+_VALUES = ", ".join(f"CAST(:v_{name} AS {kind})" for name, kind in _RUN_COLUMNS)
+
+SINGLE_CREATE: Final[TextClause] = text(f"""
+WITH run AS (
+  INSERT INTO {wf_runs.name} (tenant, run_id, {_NAMES}, fencing_token)
+  VALUES (:w_tenant, :w_run_id, {_VALUES}, CAST(:w_token AS BIGINT))
+  ON CONFLICT (tenant, run_id) DO NOTHING
+  RETURNING 1
+{_WRITES}""")
+"""The start of a new run (``expected_version == 0``): its row, first events and messages.
+
+A run id that is taken matches nothing (``ON CONFLICT DO NOTHING``) and writes nothing;
+the full path then tells a retry of this very start from a conflict, as before.
+"""
 
 
 def _json(value: Any) -> str:

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wfadapters.sql import _rows
 from wfadapters.sql._append import already_stored, check_task_ids_free, replace_index
 from wfadapters.sql._errors import is_unique_violation
-from wfadapters.sql._one_statement import SINGLE_APPEND, single_append_params
+from wfadapters.sql._one_statement import SINGLE_APPEND, SINGLE_CREATE, single_append_params
 from wfadapters.sql.database import Database
 from wfadapters.sql.queue_schema import (
     message_from_json,
@@ -248,8 +248,11 @@ class SqlEventStore:
                         "due_at": micros(h.until)} for h in held]
         outbox.release = list(release)
         try:
-            if (self._single_append and expected_version > 0 and admission is None
+            # A new run's start takes one statement too when it opens no wait or task (the
+            # lookups it would fill) and has events (a run never starts empty).
+            if (self._single_append and admission is None
                     and not summary.waits and not summary.human_tasks
+                    and (expected_version > 0 or rows)
                     and (not outbox.rows or self._outbox == "table")
                     and await self._append_in_one_statement(rows, run_row,
                                                             expected_version, outbox)):
@@ -290,8 +293,9 @@ class SqlEventStore:
                       "ok": r.ok, "outcome": {"output": r.output, "error": r.error}}
         params = single_append_params(rows, run_row, expected_version, outbox.rows, result,
                                       outbox.held, outbox.release)
+        statement = SINGLE_APPEND if expected_version > 0 else SINGLE_CREATE
         async with self._db.single_statement() as conn:
-            matched = (await conn.execute(SINGLE_APPEND, params)).scalar_one()
+            matched = (await conn.execute(statement, params)).scalar_one()
         if matched:
             outbox.written = True
         return bool(matched)
