@@ -28,7 +28,9 @@ take turns within each repetition, so a burst of load on the machine hits them a
   at which the same state is reached).
 * With orjson installed (the benchmark environment of ``scripts/bench.sh`` has it), the
   baseline and the engine again with ``orjson.loads``: the pair the issue's target is set
-  on (engine >= 0.5x baseline).
+  on (engine >= 0.5x baseline); and ``engine, from rows``: rows straight to events with
+  ``decode_event``, without the envelope, as a store's read for loading could build them
+  (no store does yet).
 
 ``x baseline`` is the baseline's time over the figure's (higher is faster), against the
 baseline with the same JSON decoder.
@@ -48,7 +50,13 @@ from typing import Any
 
 from wfdomain import commands as cmd
 from wfdomain import events as ev
-from wfdomain.codec import decode_envelope, decode_state, encode_event, encode_state
+from wfdomain.codec import (
+    decode_envelope,
+    decode_event,
+    decode_state,
+    encode_event,
+    encode_state,
+)
 from wfdomain.decide import DecisionContext, decide
 from wfdomain.definition import parse_definition
 from wfdomain.records import new_envelope
@@ -168,6 +176,17 @@ def store_shaped_load(rows: list[bytes], loads: Loads = json.loads) -> RunState:
         for row in map(loads, rows)
     ]
     return replay(decode_envelope(e) for e in envelopes)
+
+
+def rows_load(rows: list[bytes], loads: Loads = json.loads) -> RunState:
+    """Rows straight to events with ``decode_event``, no envelope, one row at a time.
+
+    What loading would cost if a store's read for loading built events instead of
+    envelopes; no store does that yet (bench/harness/reading.md, "Pure replay").
+    """
+    parse = datetime.fromisoformat
+    return replay(decode_event(row["type"], parse(row["at"]), row["data"])
+                  for row in map(loads, rows))
 
 
 def snapshot_load(snapshot: bytes, tail: list[bytes]) -> RunState:
@@ -313,6 +332,7 @@ def main() -> None:
     if orjson_loads is not None:
         fast = orjson_loads
         assert engine_load(rows, fast) == full
+        assert rows_load(rows, fast) == full
         cases += [
             ("baseline (orjson)", "orjson.loads + dict-dispatch fold into a dict",
              "baseline (orjson)", lambda: baseline_load(rows, fast)),
@@ -320,6 +340,8 @@ def main() -> None:
              "baseline (orjson)", lambda: engine_load(rows, fast)),
             ("engine, store-shaped (orjson)", "the same, all envelopes built first",
              "baseline (orjson)", lambda: store_shaped_load(rows, fast)),
+            ("engine, from rows (orjson)", "orjson.loads + decode_event + replay, no envelope",
+             "baseline (orjson)", lambda: rows_load(rows, fast)),
         ]
     if args.no_gc:
         gc.disable()

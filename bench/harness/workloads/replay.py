@@ -10,7 +10,11 @@ The history is ``bench/replay.py``'s (a ``for_each`` over order lines, produced 
 * engine, store-shaped (information): the same, but all envelopes are built before the
   fold, as the runtime folds a store's ``read`` (a list) today;
 * eventsourcing: ``repository.get`` of one aggregate of 10,000 events, stored in memory
-  (POPO: the pure-replay comparison) and in a SQLite file (information).
+  (POPO: the pure-replay comparison) and in a SQLite file (information);
+* engine, from rows (information): ``orjson.loads`` + ``decode_event`` straight from the
+  row's fields + ``replay``, without the envelope: what a store's read for loading that
+  built events instead of envelopes would cost (``bench.replay.rows_load``; no store does
+  that yet).
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ def engine_store_shaped(rows: list[bytes]) -> RunState:
     return base.store_shaped_load(rows, orjson.loads)
 
 
+def engine_from_rows(rows: list[bytes]) -> RunState:
+    return base.rows_load(rows, orjson.loads)
+
+
 def _label(name: str) -> str:
     """A plot label: the figure's subject, then its decoder or store."""
     kind = ("orjson" if "orjson" in name else "json" if "json" in name
@@ -57,7 +65,7 @@ class Replay:
         rows = base.store(history)
         full = replay(history)
         if (base.engine_load(rows) != full or engine_orjson(rows) != full
-                or engine_store_shaped(rows) != full):
+                or engine_store_shaped(rows) != full or engine_from_rows(rows) != full):
             raise AssertionError("the engine's replay differs from the folded history")
         if baseline(rows)["version"] != base.EVENTS:
             raise AssertionError("the baseline did not fold every row")
@@ -72,6 +80,8 @@ class Replay:
              lambda: engine_store_shaped(rows)),
             ("eventsourcing: repository.get, in memory (POPO)", popo.replay),
             ("eventsourcing: repository.get, SQLite file", sqlite.replay),
+            ("engine, from rows: orjson decode + decode_event + replay, no envelope",
+             lambda: engine_from_rows(rows)),
         ]
         samples: dict[str, list[float]] = {name: [] for name, _ in cases}
         for _, fn in cases:
@@ -95,7 +105,11 @@ class Replay:
                               name="engine (json) / baseline")
         vs_es = ratios(figs[names[1]], figs[names[4]], group="ratio",
                        name="engine (orjson) / eventsourcing (POPO)")
-        section.figures += [vs_base, vs_base_json, vs_es]
+        rows_vs_base = ratios(figs[names[6]], figs[names[0]], group="ratio",
+                              name="engine from rows (orjson) / baseline (information)")
+        rows_vs_es = ratios(figs[names[6]], figs[names[4]], group="ratio",
+                            name="engine from rows (orjson) / eventsourcing (information)")
+        section.figures += [vs_base, vs_base_json, vs_es, rows_vs_base, rows_vs_es]
         section.targets += [
             Target("pure replay >= 0.5x the plain-Python baseline", vs_base, ">=", 0.5),
             Target("pure replay >= 10x eventsourcing's aggregate replay", vs_es, ">=", 10.0),
@@ -110,7 +124,10 @@ class Replay:
             "rows become envelopes with `new_envelope` (what a store builds per row read) and "
             "are folded as they are decoded, as the baseline folds them; the store-shaped "
             "figure builds all 10,000 envelopes first, as the runtime folds a store's `read` "
-            "today: holding them all costs fresh memory and garbage-collector passes.")
+            "today: holding them all costs fresh memory and garbage-collector passes. The "
+            "from-rows figure builds each event straight from the row's fields "
+            "(`decode_event`), without the envelope: what a store's read for loading could "
+            "do; no store does yet, so it carries no target.")
         return section
 
 
