@@ -60,7 +60,7 @@ class Replay:
 
     async def run(self, ctx: Context) -> Section:
         section = Section(self.key, self.title)
-        ctx.progress("replay: building the 10,000-event history with decide (~10 s)")
+        ctx.progress("replay: building the 10,000-event history with decide (~3 s)")
         history = base.make_history()
         rows = base.store(history)
         full = replay(history)
