@@ -44,7 +44,7 @@ import importlib
 import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -181,12 +181,21 @@ def store_shaped_load(rows: list[bytes], loads: Loads = json.loads) -> RunState:
 def rows_load(rows: list[bytes], loads: Loads = json.loads) -> RunState:
     """Rows straight to events with ``decode_event``, no envelope, one row at a time.
 
-    What loading would cost if a store's read for loading built events instead of
-    envelopes; no store does that yet (bench/harness/reading.md, "Pure replay").
+    What ``EventStore.load_run`` does when the runtime loads a run (``wfadapters.sql.
+    _load.decode_rows``): no envelope, and the rows of one decision, which share their
+    time, share one parsed ``at``.
     """
     parse = datetime.fromisoformat
-    return replay(decode_event(row["type"], parse(row["at"]), row["data"])
-                  for row in map(loads, rows))
+
+    def events() -> Iterator[ev.WorkflowEvent]:
+        last, at = None, None
+        for row in map(loads, rows):
+            if row["at"] != last:
+                last, at = row["at"], parse(row["at"])
+            assert at is not None
+            yield decode_event(row["type"], at, row["data"])
+
+    return replay(events())
 
 
 def snapshot_load(snapshot: bytes, tail: list[bytes]) -> RunState:

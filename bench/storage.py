@@ -21,9 +21,9 @@ Figures (median of the repetitions, min-max; one untimed warm-up before each ser
 * ``append 1 / raw``: per repetition, the two series run back to back (interleaved), so
   the ratio is free of the machine's drift. Target: >= 0.6.
 * ``load N``: what ``Runtime._load`` does on a run of N events stored with a snapshot at
-  every multiple of 100 (as ``Runtime._append`` saves them): ``load_snapshot`` +
-  ``read`` of the tail + ``decode_envelope`` + ``replay``, in ms. ``load(max) / load(100)``
-  is taken per repetition. Target: <= 2x.
+  every multiple of 100 (as ``Runtime._append`` saves them): ``load_run`` (the newest
+  snapshot and the decoded tail, in one read) + ``replay``, in ms. ``load(max) /
+  load(100)`` is taken per repetition. Target: <= 2x.
 * ``load 10k, no snapshot``: the same run of 10,000 read whole and folded (information).
 
 The histories are the ``bench/replay.py`` pattern (order lines: an ``action`` per line,
@@ -233,11 +233,11 @@ async def store_run(
 async def load(
     store: SqlEventStore, run_id: str, *, snapshots: bool = True
 ) -> RunState:
-    """Load a run as ``Runtime._load`` does: snapshot + tail, decode, fold."""
-    snapshot = await store.load_snapshot(TENANT, run_id) if snapshots else None
-    state = decode_state(snapshot.state) if snapshot else RunState()
-    tail = await store.read(TENANT, run_id, after=state.version)
-    return replay((decode_envelope(e) for e in tail), state)
+    """Load a run as ``Runtime._load`` does: snapshot + tail in one read, decoded, fold."""
+    if not snapshots:
+        return replay(decode_envelope(e) for e in await store.read(TENANT, run_id))
+    snapshot, tail = await store.load_run(TENANT, run_id)
+    return replay(tail, decode_state(snapshot.state) if snapshot else RunState())
 
 
 # ---------------------------------------------------------------------------- backends

@@ -29,6 +29,7 @@ from wfadapters.redis import RedisStream
 from wfadapters.sql.event_store import SqlEventStore
 from wfadapters.sql.outbox import SqlOutbox
 from wfdomain.errors import StorageUnavailableError
+from wfdomain.events import WorkflowEvent
 from wfdomain.ports import Lock
 from wfdomain.quota import Admission
 from wfdomain.records import (
@@ -95,6 +96,11 @@ class RelayedEventStore:
     async def read(self, tenant: str, run_id: str, *, after: int = 0,
                    upto: int | None = None) -> list[EventEnvelope]:
         return await self.store.read(tenant, run_id, after=after, upto=upto)
+
+    async def load_run(
+        self, tenant: str, run_id: str, *, after: int | None = None, upto: int | None = None
+    ) -> tuple[Snapshot | None, list[WorkflowEvent]]:
+        return await self.store.load_run(tenant, run_id, after=after, upto=upto)
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         await self.store.save_snapshot(snapshot)

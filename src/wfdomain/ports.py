@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from wfdomain.api_keys import ApiKeyRecord
+from wfdomain.events import WorkflowEvent
 from wfdomain.quota import Admission
 from wfdomain.records import (
     ActionResult,
@@ -143,6 +144,23 @@ class EventStore(Protocol):
         """Return events with ``after < version <= upto`` in version order.
 
         An unknown run, or one owned by another tenant, reads as ``[]``.
+        """
+        ...
+
+    async def load_run(
+        self, tenant: str, run_id: str, *, after: int | None = None, upto: int | None = None
+    ) -> tuple[Snapshot | None, list[WorkflowEvent]]:
+        """What loading a run needs, read together: a snapshot and the events after it.
+
+        With ``after`` None: the newest snapshot with ``version <= upto`` (any, when
+        ``upto`` is None) or None, and the events after it (after 0 without one) up to
+        ``upto``. With ``after``: no snapshot, and the events with ``after < version <=
+        upto``. The events come in version order, decoded, each equal to what
+        ``decode_envelope`` gives for ``read``'s envelope. An unknown run, or one owned
+        by another tenant, loads as ``(None, [])``.
+
+        Raises:
+            CodecError: a stored event does not decode.
         """
         ...
 

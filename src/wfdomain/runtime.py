@@ -885,17 +885,15 @@ class Runtime:
         if cached is not None:
             # Never stale: whatever was appended since (by any process) is read and folded.
             # Stored versions never change, so the cached prefix is still the history's.
-            tail = await self.ports.events.read(tenant, run_id, after=cached.version)
+            _, tail = await self.ports.events.load_run(tenant, run_id, after=cached.version)
             if not tail:
                 self._states.move_to_end((tenant, run_id))
                 return cached
-            state = replay((decode_envelope(e) for e in tail), cached)
+            state = replay(tail, cached)
             self._remember(state)
             return state
-        snapshot = await self.ports.events.load_snapshot(tenant, run_id, at_or_before=upto)
-        state = decode_state(snapshot.state) if snapshot else RunState()
-        tail = await self.ports.events.read(tenant, run_id, after=state.version, upto=upto)
-        state = replay((decode_envelope(e) for e in tail), state)
+        snapshot, tail = await self.ports.events.load_run(tenant, run_id, upto=upto)
+        state = replay(tail, decode_state(snapshot.state) if snapshot else RunState())
         if upto is None:
             self._remember(state)
         return state

@@ -27,14 +27,16 @@ from tests.contract.helpers import (
     summary,
     wait,
 )
+from wfdomain.codec import decode_envelope, to_envelope
 from wfdomain.errors import (
     ConcurrencyConflictError,
     DefinitionError,
     ErrorCode,
     NondeterminismError,
 )
+from wfdomain.events import StateSet
 from wfdomain.ports import ActionLedger, AuditLog, DefinitionStore, EventStore
-from wfdomain.records import JSONValue, RunSummary, Snapshot
+from wfdomain.records import EventEnvelope, JSONValue, RunSummary, Snapshot
 
 
 async def create(store: EventStore, run: RunSummary) -> None:
@@ -606,6 +608,61 @@ class EventStoreContract:
         await create(store, summary("run-1", 1, human_tasks=[human_task("t-1", "run-1")]))
         with pytest.raises(ValueError, match="t-1"):
             await create(store, summary("run-2", 1, human_tasks=[human_task("t-1", "run-2")]))
+
+    # -- load_run: a snapshot and the events after it, decoded --------------------------
+
+    async def _decodable_run(self, store: EventStore, last: int) -> list[EventEnvelope]:
+        """A run of ``last`` decodable events; two of them share their time, as the
+        events of one decision do."""
+        events = [StateSet(at=at(min(v, 3)), key=f"steps[{v}]", values={"v": v, "n": [v]})
+                  for v in range(1, last + 1)]
+        stored = [to_envelope(TENANT, "run-1", v, e) for v, e in enumerate(events, start=1)]
+        await store.append(stored, expected_version=0, summary=summary("run-1", last))
+        return stored
+
+    async def test_load_run_decodes_what_read_returns(self, store: EventStore) -> None:
+        stored = await self._decodable_run(store, 5)
+        snapshot, events = await store.load_run(TENANT, "run-1")
+        assert snapshot is None
+        assert events == [decode_envelope(e) for e in await store.read(TENANT, "run-1")]
+        assert [e.values["v"] for e in events] == [1, 2, 3, 4, 5]  # type: ignore[union-attr]
+        assert len(stored) == 5
+
+    async def test_load_run_starts_after_the_newest_snapshot(self, store: EventStore) -> None:
+        stored = await self._decodable_run(store, 6)
+        for version in (2, 4):
+            await store.save_snapshot(snapshot("run-1", version))
+        loaded, events = await store.load_run(TENANT, "run-1")
+        assert loaded == snapshot("run-1", 4)
+        assert events == [decode_envelope(e) for e in stored[4:]]
+
+    async def test_load_run_upto_a_version_takes_the_snapshot_before_it(
+        self, store: EventStore
+    ) -> None:
+        stored = await self._decodable_run(store, 6)
+        for version in (2, 4):
+            await store.save_snapshot(snapshot("run-1", version))
+        loaded, events = await store.load_run(TENANT, "run-1", upto=3)
+        assert loaded == snapshot("run-1", 2)
+        assert events == [decode_envelope(stored[2])]
+        assert await store.load_run(TENANT, "run-1", upto=4) == (snapshot("run-1", 4), [])
+
+    async def test_load_run_after_a_version_reads_no_snapshot(self, store: EventStore) -> None:
+        stored = await self._decodable_run(store, 5)
+        await store.save_snapshot(snapshot("run-1", 4))
+        assert await store.load_run(TENANT, "run-1", after=2) == (
+            None, [decode_envelope(e) for e in stored[2:]])
+        assert await store.load_run(TENANT, "run-1", after=2, upto=3) == (
+            None, [decode_envelope(stored[2])])
+        assert await store.load_run(TENANT, "run-1", after=5) == (None, [])
+
+    async def test_load_run_of_an_unknown_or_foreign_run_is_empty(
+        self, store: EventStore
+    ) -> None:
+        await self._decodable_run(store, 2)
+        assert await store.load_run(TENANT, "nope") == (None, [])
+        assert await store.load_run(OTHER_TENANT, "run-1") == (None, [])
+        assert await store.load_run(OTHER_TENANT, "run-1", after=0) == (None, [])
 
     # -- snapshots ---------------------------------------------------------------------
 

@@ -94,8 +94,9 @@ class EventStoreMachine(SideBySide[SqlEventStore | InMemoryEventStore]):
     ) -> None:
         expected = max(0, self.version(tenant, run_id) + version_skew)
         events = [
-            EventEnvelope(tenant=tenant, run_id=run_id, version=expected + i, type="StepCompleted",
-                          at=at(expected + i), data={"n": expected + i, "variant": variant})
+            EventEnvelope(tenant=tenant, run_id=run_id, version=expected + i, type="StateSet",
+                          at=at(expected + i), data={"key": f"steps[{expected + i}]", "values": {
+                              "n": expected + i, "variant": variant}})
             for i in range(1, n + 1)
         ]
         if shape == "gap" and events:
@@ -204,6 +205,12 @@ class EventStoreMachine(SideBySide[SqlEventStore | InMemoryEventStore]):
     def load_snapshot(self, tenant: str, run_id: str, at_or_before: int | None) -> None:
         self.compare(f"load_snapshot({tenant}/{run_id}, at_or_before={at_or_before})",
                      lambda s, _: s.load_snapshot(tenant, run_id, at_or_before=at_or_before))
+
+    @rule(tenant=TENANTS, run_id=RUNS, after=st.sampled_from([None, None, 0, 2]),
+          upto=st.sampled_from([None, 1, 3, 5]))
+    def load_run(self, tenant: str, run_id: str, after: int | None, upto: int | None) -> None:
+        self.compare(f"load_run({tenant}/{run_id}, after={after}, upto={upto})",
+                     lambda s, _: s.load_run(tenant, run_id, after=after, upto=upto))
 
     # -- action ledger, audit log, definitions --------------------------------------------
 

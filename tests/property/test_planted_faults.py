@@ -255,13 +255,14 @@ def test_a_scheduler_that_takes_items_not_yet_due_is_caught(
 def test_an_engine_whose_snapshots_drop_the_variables_is_caught(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    real = SqlEventStore.load_snapshot
+    real = SqlEventStore.load_run
 
-    async def load(self: SqlEventStore, tenant: str, run_id: str, *,
-                   at_or_before: int | None = None) -> Snapshot | None:
-        found = await real(self, tenant, run_id, at_or_before=at_or_before)
-        return None if found is None else dataclasses.replace(found, state={**found.state,
-                                                                             "vars": {}})
+    async def load(self: SqlEventStore, tenant: str, run_id: str, *, after: int | None = None,
+                   upto: int | None = None) -> Any:
+        found, events = await real(self, tenant, run_id, after=after, upto=upto)
+        if found is not None:
+            found = dataclasses.replace(found, state={**found.state, "vars": {}})
+        return found, events
 
-    monkeypatch.setattr(SqlEventStore, "load_snapshot", load)
+    monkeypatch.setattr(SqlEventStore, "load_run", load)
     caught(engines.test_sqlite_engine_agrees_with_the_memory_engine, tmp_path=tmp_path)

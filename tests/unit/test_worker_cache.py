@@ -16,8 +16,9 @@ from wfapps.bootstrap import sql_ports
 from wfapps.settings import Settings
 from wfdomain.actions import ActionContext, ActionRegistry
 from wfdomain.definition import parse_definition
+from wfdomain.events import WorkflowEvent
 from wfdomain.ports import EventStore
-from wfdomain.records import EventEnvelope, Snapshot
+from wfdomain.records import Snapshot
 from wfdomain.runtime import Ports, Runtime, RuntimeSettings
 
 TENANT = "acme"
@@ -47,22 +48,20 @@ def _actions() -> ActionRegistry:
 
 
 class CountingEvents:
-    """The real event store, counting snapshot loads (a full reload) and reads."""
+    """The real event store, counting full loads (from a snapshot) and tail reads."""
 
     def __init__(self, inner: EventStore) -> None:
         self.inner = inner
         self.snapshot_loads = 0
         self.reads = 0
 
-    async def load_snapshot(self, tenant: str, run_id: str, *,
-                            at_or_before: int | None = None) -> Snapshot | None:
-        self.snapshot_loads += 1
-        return await self.inner.load_snapshot(tenant, run_id, at_or_before=at_or_before)
-
-    async def read(self, tenant: str, run_id: str, *, after: int = 0,
-                   upto: int | None = None) -> list[EventEnvelope]:
-        self.reads += 1
-        return await self.inner.read(tenant, run_id, after=after, upto=upto)
+    async def load_run(self, tenant: str, run_id: str, *, after: int | None = None,
+                       upto: int | None = None) -> tuple[Snapshot | None, list[WorkflowEvent]]:
+        if after is None:
+            self.snapshot_loads += 1
+        else:
+            self.reads += 1
+        return await self.inner.load_run(tenant, run_id, after=after, upto=upto)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

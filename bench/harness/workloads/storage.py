@@ -50,8 +50,8 @@ class Storage:
                                       f"Loading a run on {name} (snapshot every 100)",
                                       "ms", bars, log=True))
         section.notes.append(
-            "Load = what `Runtime._load` does: `load_snapshot`, `read` of the tail, "
-            "`decode_envelope`, `replay`. At these exact lengths the tail is empty. "
+            "Load = what `Runtime._load` does: `load_run` (the newest snapshot and the "
+            "decoded tail, in one read), `replay`. At these exact lengths the tail is empty. "
             "`bench/README.md` (storage) describes the histories and the append series.")
         return section
 

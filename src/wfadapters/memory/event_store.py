@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from wfadapters.memory.stream import InMemoryStream
+from wfdomain.codec import decode_envelope
 from wfdomain.errors import (
     ConcurrencyConflictError,
     DefinitionError,
@@ -18,6 +19,7 @@ from wfdomain.errors import (
     QuotaFullError,
     UnsupportedOperationError,
 )
+from wfdomain.events import WorkflowEvent
 from wfdomain.ports import check_append
 from wfdomain.quota import ACTIVE_STATUSES, PAUSED_FOR_QUOTA, Admission
 from wfdomain.records import (
@@ -221,6 +223,22 @@ class InMemoryEventStore:
             start = max(after, 0)
             stop = len(run.events) if upto is None else max(upto, start)
             return _copied(run.events[start:stop])
+
+    async def load_run(
+        self, tenant: str, run_id: str, *, after: int | None = None, upto: int | None = None
+    ) -> tuple[Snapshot | None, list[WorkflowEvent]]:
+        async with self._lock:
+            run = self._run(tenant, run_id)
+            if run is None:
+                return None, []
+            snapshot = None
+            if after is None:
+                versions = [v for v in run.snapshots if upto is None or v <= upto]
+                snapshot = deepcopy(run.snapshots[max(versions)]) if versions else None
+            start = max(after or 0, snapshot.version if snapshot else 0)
+            stop = len(run.events) if upto is None else max(upto, start)
+            envelopes = _copied(run.events[start:stop])
+        return snapshot, [decode_envelope(e) for e in envelopes]
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         snapshot = deepcopy(snapshot)

@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wfadapters.sql import _rows
+from wfadapters.sql import _load, _rows
 from wfadapters.sql._append import already_stored, check_task_ids_free, replace_index
 from wfadapters.sql._errors import is_unique_violation
 from wfadapters.sql._one_statement import SINGLE_APPEND, SINGLE_CREATE, single_append_params
@@ -55,6 +55,7 @@ from wfdomain.errors import (
     NondeterminismError,
     QuotaFullError,
 )
+from wfdomain.events import WorkflowEvent
 from wfdomain.quota import ACTIVE_STATUSES, PAUSED_FOR_QUOTA, Admission
 from wfdomain.records import (
     ActionResult,
@@ -469,6 +470,23 @@ class SqlEventStore:
         async with self._db.transaction(read_only=True) as conn:
             result = await conn.execute(query.order_by(wf_events.c.version))
             return [_rows.envelope(r) for r in result]
+
+    async def load_run(
+        self, tenant: str, run_id: str, *, after: int | None = None, upto: int | None = None
+    ) -> tuple[Snapshot | None, list[WorkflowEvent]]:
+        keys = {"l_tenant": tenant, "l_run_id": run_id,
+                "l_upto": _load.NO_LIMIT if upto is None else upto}
+        async with self._db.transaction(read_only=True) as conn:
+            if after is not None:
+                rows = (await conn.execute(_load.TAIL, {**keys, "l_after": after})).all()
+                return None, _load.decode_rows(rows)
+            rows = (await conn.execute(_load.SNAPSHOT_AND_TAIL, keys)).all()
+        snapshot = None
+        if rows and rows[0].part == 0:
+            head, rows = rows[0], rows[1:]
+            snapshot = Snapshot(tenant=tenant, run_id=run_id, version=head.version,
+                                state=head.data)
+        return snapshot, _load.decode_rows(rows)
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         async with self._db.transaction() as conn:
