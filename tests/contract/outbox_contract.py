@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import pytest
@@ -83,6 +83,14 @@ class _RecordingFails:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+
+async def _hold(events: EventStore, *held: Message, until: datetime,
+                messages: Sequence[Message] = ()) -> None:
+    """Start run-1 with ``held`` held until ``until`` (and ``messages`` recorded)."""
+    await events.append(envelopes("run-1", 1, 1), expected_version=0,
+                        summary=summary("run-1", 1), messages=messages,
+                        held=[HeldMessage(message=m, until=until) for m in held])
 
 
 class OutboxContract:
@@ -157,9 +165,7 @@ class OutboxContract:
         self, outbox: OutboxHarness, clock: ManualClock
     ) -> None:
         events, until = outbox.ports.events, clock.now() + timedelta(seconds=30)
-        await events.append(envelopes("run-1", 1, 1), expected_version=0,
-                            summary=summary("run-1", 1), messages=[message(1)],
-                            held=[HeldMessage(message=message(2), until=until)])
+        await _hold(events, message(2), until=until, messages=[message(1)])
         assert await delivered(outbox) == [message(1)]
         assert await events.release_overdue(until - timedelta(microseconds=1)) == []
         assert await delivered(outbox) == []
@@ -171,9 +177,7 @@ class OutboxContract:
         self, outbox: OutboxHarness, clock: ManualClock
     ) -> None:
         events, until = outbox.ports.events, clock.now() + timedelta(seconds=30)
-        await events.append(envelopes("run-1", 1, 1), expected_version=0,
-                            summary=summary("run-1", 1),
-                            held=[HeldMessage(message=message(1), until=until)])
+        await _hold(events, message(1), until=until)
         await events.append(envelopes("run-1", 2, 2), expected_version=1,
                             summary=summary("run-1", 2), release=[message(1).id, "not-held"])
         assert await events.release_overdue(until + timedelta(days=1)) == []
@@ -183,9 +187,7 @@ class OutboxContract:
         self, outbox: OutboxHarness, clock: ManualClock
     ) -> None:
         events, until = outbox.ports.events, clock.now() + timedelta(seconds=30)
-        await events.append(envelopes("run-1", 1, 1), expected_version=0,
-                            summary=summary("run-1", 1),
-                            held=[HeldMessage(message=message(1), until=until)])
+        await _hold(events, message(1), until=until)
         with pytest.raises(ConcurrencyConflictError):
             await events.append([envelope("run-1", 1, data={"other": True})],
                                 expected_version=0, summary=summary("run-1", 1),
@@ -198,9 +200,7 @@ class OutboxContract:
     ) -> None:
         events, until = outbox.ports.events, clock.now() + timedelta(seconds=30)
         for _ in range(2):
-            await events.append(envelopes("run-1", 1, 1), expected_version=0,
-                                summary=summary("run-1", 1),
-                                held=[HeldMessage(message=message(1), until=until)])
+            await _hold(events, message(1), until=until)
         assert await events.release_overdue(until) == [message(1)]
         assert await events.release_overdue(until) == []
 
@@ -224,9 +224,7 @@ class OutboxContract:
     ) -> None:
         events, until = outbox.ports.events, clock.now() + timedelta(seconds=30)
         held = [message(n) for n in range(1, 21)]
-        await events.append(envelopes("run-1", 1, 1), expected_version=0,
-                            summary=summary("run-1", 1),
-                            held=[HeldMessage(message=m, until=until) for m in held])
+        await _hold(events, *held, until=until)
         gate = asyncio.Event()
 
         async def releaser() -> list[Message]:
