@@ -9,15 +9,15 @@ from wfdomain import commands as cmd
 from wfdomain import keys
 from wfdomain.action_calls import report_outcome
 from wfdomain.errors import (
-    NondeterminismError,
     RunAlreadyExistsError,
     RunFinishedError,
     RunNotFoundError,
     WorkflowEngineError,
 )
+from wfdomain.in_place import report_attempt
 from wfdomain.inputs import decode_input, encode_input
 from wfdomain.quota_admit import admit_runs
-from wfdomain.records import Message
+from wfdomain.records import ActionResult, Message
 
 if TYPE_CHECKING:
     from wfdomain.runtime import Runtime
@@ -92,23 +92,14 @@ async def execute_action(rt: Runtime, message: Message) -> None:
             "reason": "run not found" if state.status == "new" else "run finished"})
         return
     result = await rt._invoke(message, rkey, in_place=False)
-    try:
+
+    async def append(report: cmd.ReportOutcome, recorded: ActionResult | None) -> object:
         # One commit records the outcome and appends the events that report it; the
         # state read above is used first (a conflict reloads it).
-        await rt._apply(tenant, run_id, report_outcome(body, result), result=result,
-                          loaded=state, in_place=True)
-    except NondeterminismError:
-        stored = await rt.ports.ledger.get_result(rkey)
-        if stored is None:
-            raise  # not the ledger's: the definition changed under the run
-        # Two workers ran the same attempt at once; the first recorded outcome wins.
-        await rt._apply(tenant, run_id, report_outcome(body, stored), in_place=True)
-    except WorkflowEngineError:
-        # Not reported now (a foreign queue, a moved run, conflicts): keep the outcome,
-        # so whoever handles this message again reports it without a second run.
-        with contextlib.suppress(NondeterminismError):
-            await rt.ports.ledger.record_result(result)
-        raise
+        return await rt._apply(tenant, run_id, report, result=recorded,
+                               loaded=state if recorded is not None else None, in_place=True)
+
+    await report_attempt(rt, body, rkey, result, append)
 
 
 async def start_child(rt: Runtime, tenant: str, parent_run_id: str, body: dict[str, Any]) -> None:

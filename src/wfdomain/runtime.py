@@ -217,15 +217,12 @@ class Runtime:
                 parent=None, replay_of=None)
             state = replay([started])
             decision = await self._decide(definition, state, cmd.Advance(), started.at)
-            messages = self._follow_ups(state, decision.commands)
-            if self._frees_capacity(state, decision):
-                messages.append(self._message("admit_runs", tenant, None, {}))
-            held = take_in_place(self, messages)
+            messages, held, holding = self._outgoing(state, decision, started.at,
+                                                     in_place=True)
             decided = replay(decision.events, state)
             stored, admitted = await self._record_start(
                 [started, *decision.events], decided, parent=None, messages=messages,
-                held=() if held is None else (
-                    HeldMessage(message=held, until=started.at + self.settings.claim_idle),))
+                held=holding)
             if not admitted:  # paused for quota: the workers resume it
                 return summarize(stored)
             await self._snapshot_if_due(state, decided)
@@ -688,20 +685,18 @@ class Runtime:
         runs right here under the same lease, and so on for what its outcome decides
         (see ``RuntimeSettings.run_actions_in_place``). Returns the first decision.
         """
-        lease = await self.ports.lock.acquire(keys.run_lock_key(tenant, run_id),
-                                              self.worker_id, ttl=self.settings.lock_ttl)
-        try:
+        async with self.lease_run(tenant, run_id) as lease:
             # In place only under the lease: another worker holding it is likely on this
             # run already, and the work goes to whichever of them the stream hands it.
             decision, state, held = await self._decide_and_append(
                 tenant, run_id, inp, lease, result=result, loaded=loaded,
                 in_place=in_place and lease is not None)
+            # run_in_place extends the lease as it goes: an extended lease keeps its key,
+            # owner and token, which is all lease_run's release needs.
+            current = lease
             while held is not None:
-                state, held, lease = await run_in_place(self, state, held, lease)
+                state, held, current = await run_in_place(self, state, held, current)
             return decision
-        finally:
-            if lease is not None:
-                await self.ports.lock.release(lease)
 
     async def _decide_and_append(
         self, tenant: str, run_id: str, inp: cmd.Input, lease: Lease | None, *,
@@ -733,16 +728,10 @@ class Runtime:
                 if result is not None:
                     await self.ports.ledger.record_result(result)
                 return decision, state, None
-            messages = self._follow_ups(state, decision.commands)
-            if self._frees_capacity(state, decision):
-                messages.append(self._message("admit_runs", tenant, None, {}))
-            held = take_in_place(self, messages) if in_place else None
+            messages, held, holding = self._outgoing(state, decision, now, in_place=in_place)
             try:
-                new_state = await self._append(
-                    state, decision, lease, messages, result,
-                    held=() if held is None else (
-                        HeldMessage(message=held, until=now + self.settings.claim_idle),),
-                    release=release)
+                new_state = await self._append(state, decision, lease, messages, result,
+                                               held=holding, release=release)
             except ConcurrencyConflictError:
                 continue  # another writer won: reload and decide again
             self._remember(new_state)
@@ -751,6 +740,22 @@ class Runtime:
         raise StorageUnavailableError(
             f"run {run_id}: gave up after {self.settings.max_conflict_retries} conflicts"
         )
+
+    def _outgoing(
+        self, state: RunState, decision: cmd.Decision, now: datetime, *, in_place: bool,
+    ) -> tuple[list[Message], Message | None, tuple[HeldMessage, ...]]:
+        """What a decision's append records besides its events.
+
+        Returns the messages to queue, the ``execute_action`` message this worker keeps
+        to run in place (``in_place``), and that message held until ``claim_idle``.
+        """
+        messages = self._follow_ups(state, decision.commands)
+        if self._frees_capacity(state, decision):
+            messages.append(self._message("admit_runs", state.tenant, None, {}))
+        held = take_in_place(self, messages) if in_place else None
+        if held is None:
+            return messages, None, ()
+        return messages, held, (HeldMessage(message=held, until=now + self.settings.claim_idle),)
 
     async def _decide(self, definition: Definition, state: RunState, inp: cmd.Input,
                       now: datetime) -> cmd.Decision:

@@ -217,12 +217,7 @@ class InMemoryEventStore:
     ) -> list[EventEnvelope]:
         async with self._lock:
             run = self._run(tenant, run_id)
-            if run is None:
-                return []
-            # Versions are exactly 1..n, so version v sits at index v - 1.
-            start = max(after, 0)
-            stop = len(run.events) if upto is None else max(upto, start)
-            return _copied(run.events[start:stop])
+            return [] if run is None else _copied(_between(run, after, upto))
 
     async def load_run(
         self, tenant: str, run_id: str, *, after: int | None = None, upto: int | None = None
@@ -231,13 +226,9 @@ class InMemoryEventStore:
             run = self._run(tenant, run_id)
             if run is None:
                 return None, []
-            snapshot = None
-            if after is None:
-                versions = [v for v in run.snapshots if upto is None or v <= upto]
-                snapshot = deepcopy(run.snapshots[max(versions)]) if versions else None
-            start = max(after or 0, snapshot.version if snapshot else 0)
-            stop = len(run.events) if upto is None else max(upto, start)
-            envelopes = _copied(run.events[start:stop])
+            snapshot = deepcopy(_newest_snapshot(run, upto)) if after is None else None
+            start = snapshot.version if snapshot is not None else after or 0
+            envelopes = _copied(_between(run, start, upto))
         return snapshot, [decode_envelope(e) for e in envelopes]
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
@@ -258,10 +249,7 @@ class InMemoryEventStore:
     ) -> Snapshot | None:
         async with self._lock:
             run = self._run(tenant, run_id)
-            if run is None:
-                return None
-            versions = [v for v in run.snapshots if at_or_before is None or v <= at_or_before]
-            return deepcopy(run.snapshots[max(versions)]) if versions else None
+            return None if run is None else deepcopy(_newest_snapshot(run, at_or_before))
 
     async def get_run(self, tenant: str, run_id: str) -> RunSummary | None:
         async with self._lock:
@@ -409,6 +397,18 @@ def _validated_batch(
     """Check an append's shape before taking the lock; return private copies of the events."""
     check_append(events, expected_version, summary)
     return _copied(events)
+
+
+def _between(run: _Run, after: int, upto: int | None) -> list[EventEnvelope]:
+    """The run's events with ``after < version <= upto``."""
+    # Versions are exactly 1..n, so version v sits at index v - 1.
+    start = max(after, 0)
+    return run.events[start:len(run.events) if upto is None else max(upto, start)]
+
+
+def _newest_snapshot(run: _Run, at_or_before: int | None) -> Snapshot | None:
+    versions = [v for v in run.snapshots if at_or_before is None or v <= at_or_before]
+    return run.snapshots[max(versions)] if versions else None
 
 
 def _already_stored(run: _Run, batch: Sequence[EventEnvelope]) -> bool:
