@@ -197,6 +197,27 @@ class EventStoreContract:
         assert sorted(await asyncio.gather(*tasks)) == [False, True]
         assert [e.version for e in await store.read(TENANT, "run-1")] == [1, 2]
 
+    async def test_concurrent_starts_of_one_run_exactly_one_wins(
+        self, store: EventStore
+    ) -> None:
+        gate = asyncio.Event()
+
+        async def starter(n: int) -> bool:
+            await gate.wait()
+            try:
+                await store.append([envelope("run-1", 1, data={"starter": n})],
+                                   expected_version=0, summary=summary("run-1", 1))
+            except ConcurrencyConflictError:
+                return False
+            return True
+
+        tasks = [asyncio.create_task(starter(n)) for n in (1, 2, 3)]
+        gate.set()
+        won = await asyncio.gather(*tasks)
+        assert sorted(won) == [False, False, True]
+        [stored] = await store.read(TENANT, "run-1")
+        assert stored.data == {"starter": won.index(True) + 1}
+
     async def test_twenty_concurrent_appends_exactly_one_wins(self, store: EventStore) -> None:
         await create(store, summary("run-1", 1))
         gate = asyncio.Event()
