@@ -1,10 +1,12 @@
-"""The SQLite driver adapter: one call to aiosqlite's thread per statement."""
+"""The SQLite driver adapter: statements on the event loop, waits on aiosqlite's thread."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import sqlite3
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +41,60 @@ def hand_offs(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
     return counted
 
 
-async def test_a_read_transaction_is_two_hand_offs(
+async def test_transactions_nobody_else_locks_cost_no_hand_off(
     db: Database, hand_offs: collections.Counter[str]
 ) -> None:
     async with db.transaction(read_only=True) as conn:
         assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
-    # BEGIN with the SELECT and its rows, then COMMIT: no cursor opened, fetched or closed
-    # apart, and no ROLLBACK when the connection goes back to the pool.
-    assert dict(hand_offs) == {"_run": 1, "commit": 1}
+    async with db.transaction() as conn:
+        await conn.execute(text("INSERT INTO t (v) VALUES (1)"))
+    async with db.transaction(read_only=True) as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
+    assert dict(hand_offs) == {}
+
+
+async def _write_through_sqlalchemy(db: Database) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(text("INSERT INTO t (v) VALUES (2)"))
+
+
+async def _write_inline(db: Database) -> None:
+    await db.write_inline(lambda conn: conn.execute("INSERT INTO t (v) VALUES (2)"))
+
+
+@pytest.mark.parametrize("write", [_write_through_sqlalchemy, _write_inline])
+async def test_a_writer_waits_for_another_process_lock_without_stopping_the_loop(
+    db: Database, tmp_path: Path, hand_offs: collections.Counter[str],
+    write: Callable[[Database], Coroutine[Any, Any, None]],
+) -> None:
+    other = sqlite3.connect(tmp_path / "one-hop.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.005)
+
+    ticker = asyncio.create_task(tick())
+    writer = asyncio.create_task(write(db))
+    deadline = time.monotonic() + 5
+    while not hand_offs and time.monotonic() < deadline:  # noqa: ASYNC110 - a poll, bounded
+        await asyncio.sleep(0.005)
+    assert not writer.done()
+    before = ticks
+    deadline = time.monotonic() + 5
+    while ticks < before + 5 and time.monotonic() < deadline:  # noqa: ASYNC110 - as above
+        await asyncio.sleep(0.005)
+    assert ticks >= before + 5, "the event loop stopped while the writer waited"
+    other.rollback()
+    await asyncio.wait_for(writer, 10)
+    ticker.cancel()
+    other.close()
+    assert dict(hand_offs) == {"_waiting": 1}
+    async with db.transaction(read_only=True) as conn:
+        assert (await conn.execute(text("SELECT v FROM t"))).scalars().all() == [2]
 
 
 async def test_a_transaction_without_statements_costs_no_hand_off(
@@ -103,6 +151,29 @@ async def test_a_failed_statement_leaves_the_transaction_rolled_back(db: Databas
         await _insert_then_fail(db)
     async with db.transaction(read_only=True) as conn:
         assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
+
+
+async def test_an_inline_write_that_fails_midway_stores_nothing(db: Database) -> None:
+    def insert_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t (v) VALUES (1)")
+        conn.execute("INSERT INTO missing (v) VALUES (1)")
+
+    with pytest.raises(Exception, match="no such table"):
+        await db.write_inline(insert_then_fail)
+    # Rolled back, and the connection is usable: no transaction was left open on it.
+    await db.write_inline(lambda conn: conn.execute("INSERT INTO t (v) VALUES (3)"))
+    async with db.transaction(read_only=True) as conn:
+        assert (await conn.execute(text("SELECT v FROM t"))).scalars().all() == [3]
+
+
+async def test_an_inline_write_commits_what_it_wrote(db: Database, tmp_path: Path) -> None:
+    assert await db.write_inline(
+        lambda conn: conn.execute("INSERT INTO t (v) VALUES (4)").rowcount) == 1
+    other = sqlite3.connect(tmp_path / "one-hop.db")  # another process sees it committed
+    try:
+        assert other.execute("SELECT v FROM t").fetchall() == [(4,)]
+    finally:
+        other.close()
 
 
 def test_an_aiosqlite_without_its_thread_call_gets_the_stock_adapter(

@@ -1,28 +1,37 @@
-"""SQLAlchemy's aiosqlite driver, one call to aiosqlite's thread per statement.
+"""SQLAlchemy's aiosqlite driver, running statements on the event loop's own thread.
 
 aiosqlite runs every sqlite3 call on a thread of its own, and each call is a hand-off:
-queue the call, wake the thread, wake the event loop with the result. SQLAlchemy's
-adapter makes four of them per statement (open a cursor, execute, fetch the rows, close
-the cursor), so a one-statement read transaction took nine (``BEGIN`` is a statement too).
-On these 2-vCPU machines a hand-off costs 150-250 µs, mostly waking the other side:
-measured here, a one-row SELECT took 750 µs through SQLAlchemy against 160 µs through
-aiosqlite alone, and a read transaction 2 ms. This adapter runs the four steps as one
-function on the thread, and keeps what the cursor would have answered (description, row
-count, last row id, the rows) for SQLAlchemy to read afterwards. A transaction's BEGIN is
-held back and sent with its first statement, so a one-statement read transaction is two
-hand-offs (the statement, COMMIT) instead of nine.
+queue the call, wake the thread, wake the event loop with the result. On these 2-vCPU
+machines a hand-off costs 150-250 µs, mostly waking the other side, while the statements
+of a workflow engine take 5-50 µs each: a one-action run's three transactions spent most
+of their time in six hand-offs. SQLAlchemy's adapter also makes four hand-offs per
+statement (open a cursor, execute, fetch the rows, close the cursor).
+
+This adapter runs each statement's whole cursor life as one function, on the event loop's
+thread, with SQLite's busy timeout at zero: a statement either runs at once or fails with
+SQLITE_BUSY without having done anything. Only then is it handed to aiosqlite's thread,
+to wait there for the lock (up to ``BUSY_WAIT_MS``) without stopping the event loop. In
+this engine that is rare: writers of one process queue on ``Database``'s lock before they
+begin, WAL readers never wait for a writer, so only another process's writer makes a
+statement wait. What it keeps from the cursor (description, row count, last row id, the
+rows) is what SQLAlchemy reads afterwards. A transaction's BEGIN is held back and sent
+with its first statement, and COMMIT and ROLLBACK run inline too.
+
+What the event loop does give up: a COMMIT's fsync (``synchronous=FULL``) runs on it,
+about 0.1 ms here; every statement is short (indexed reads and writes of one run).
 
 It relies on two stable parts of aiosqlite that are not its public API: ``Connection.
 _execute(fn, *args)`` (run ``fn`` on the connection's thread) and ``Connection._conn``
 (the sqlite3 connection). ``one_hop_dbapi`` returns None when an aiosqlite lacks them,
-and the stock adapter is used.
+and the stock adapter is used (with the busy timeout ``Database`` sets for it).
 """
 
 from __future__ import annotations
 
 import collections
 import sqlite3
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -33,7 +42,12 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
-__all__ = ["one_hop_dbapi"]
+__all__ = ["BUSY_WAIT_MS", "one_hop_dbapi", "write_transaction"]
+
+BUSY_WAIT_MS = 10_000
+"""How long a statement handed to aiosqlite's thread waits for another process's lock."""
+
+_T = TypeVar("_T")
 
 _Outcome = tuple[Any, int, "int | None", list[Any]]
 
@@ -41,11 +55,8 @@ _BEGINS = frozenset({"BEGIN", "BEGIN IMMEDIATE"})
 """What ``Database`` begins transactions with: held back and sent with the next statement."""
 
 
-def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool,
-         begin: str | None) -> _Outcome:
-    """On aiosqlite's thread: the transaction's BEGIN if held back, then one cursor's life."""
-    if begin is not None:
-        conn.execute(begin)
+def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
+    """One cursor's life: the statement, what it answers, its rows."""
     cursor = conn.cursor()
     try:
         if many:
@@ -59,6 +70,71 @@ def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool,
         return description, cursor.rowcount, cursor.lastrowid, rows
     finally:
         cursor.close()
+
+
+def _waiting(fn: Callable[..., _T], conn: sqlite3.Connection, *args: Any) -> _T:
+    """On aiosqlite's thread: ``fn`` with SQLite's busy handler waiting for the lock."""
+    conn.execute(f"PRAGMA busy_timeout={BUSY_WAIT_MS}")
+    try:
+        return fn(conn, *args)
+    finally:
+        conn.execute("PRAGMA busy_timeout=0")
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    code: int | None = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF == sqlite3.SQLITE_BUSY  # with its extended codes (BUSY_SNAPSHOT...)
+    return "locked" in str(error)
+
+
+async def _inline(adapt: AsyncAdapt_aiosqlite_connection, fn: Callable[..., _T],
+                  *args: Any) -> _T:
+    """``fn(sqlite3_connection, *args)`` now, on this thread, or else on aiosqlite's.
+
+    If SQLite is busy, it runs on aiosqlite's thread once the lock is free. A busy
+    statement did nothing, so it is simply run again there.
+    """
+    async with adapt._execute_mutex:
+        driver = adapt._connection
+        conn: sqlite3.Connection = driver._conn
+        try:
+            return fn(conn, *args)
+        except sqlite3.OperationalError as e:
+            if not _is_busy(e):
+                raise
+        result: _T = await driver._execute(_waiting, fn, conn, *args)
+        return result
+
+
+def _in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+        conn.commit()
+    except BaseException:
+        # Nothing stays open: should a statement have been busy, _inline runs it all again.
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+    return result
+
+
+async def write_transaction(adapt: Any, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+    """``fn(conn)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT``, as one function.
+
+    Rolled back when ``fn`` raises. ``adapt`` is a pooled DBAPI connection of this driver
+    (``PoolProxiedConnection.dbapi_connection``).
+
+    Raises:
+        sqlite3.Error: as ``fn`` or SQLite raised it, or OperationalError when the
+            connection is closed.
+    """
+    if not isinstance(adapt, _OneHopConnection) or adapt._connection._connection is None:
+        raise sqlite3.OperationalError("the SQLite connection is closed")
+    if adapt._deferred_begin is not None:
+        raise RuntimeError("write_transaction inside another transaction")
+    return await _inline(adapt, _in_transaction, fn)
 
 
 class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
@@ -124,9 +200,11 @@ class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     async def _execute_one_hop(self, operation: Any, parameters: Any, many: bool) -> None:
         adapt = cast("_OneHopConnection", self._adapt_connection)
         begin, adapt._deferred_begin = adapt._deferred_begin, None
-        async with adapt._execute_mutex:
-            outcome: _Outcome = await self._connection._execute(
-                _run, self._connection._conn, operation, parameters, many, begin)
+        if begin is not None:
+            # Apart from the statement: a BEGIN IMMEDIATE that was busy retries alone,
+            # and a statement that was busy must not begin twice.
+            await _inline(adapt, sqlite3.Connection.execute, begin)
+        outcome = await _inline(adapt, _run, operation, parameters, many)
         self._description, self._rowcount, self._lastrowid, rows = outcome
         self._rows = collections.deque(rows)
 
@@ -140,21 +218,29 @@ class _OneHopConnection(AsyncAdapt_aiosqlite_connection):
         self._deferred_begin: str | None = None
 
     def commit(self) -> None:
-        if self._deferred_begin is not None:
-            self._deferred_begin = None  # nothing ran since BEGIN: nothing to commit
-            return
-        super().commit()
+        self._end(sqlite3.Connection.commit)
 
     def rollback(self) -> None:
+        self._end(sqlite3.Connection.rollback)
+
+    def _end(self, how: Callable[[sqlite3.Connection], None]) -> None:
         if self._deferred_begin is not None:
-            self._deferred_begin = None
+            self._deferred_begin = None  # nothing ran since BEGIN: nothing to end
             return
-        super().rollback()
+        if not self._connection._connection:
+            return  # as the stock adapter: Database turns a lost COMMIT into an error
+        try:
+            await_(_inline(self, how))
+        except Exception as error:
+            self._handle_exception(error)
 
 
 class _OneHopDbapi(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
-        stock = super().connect(*arg, **kw)
+        # The loop's thread runs statements too (never at once with aiosqlite's: see
+        # _inline), which sqlite3 refuses unless told. Its own default busy timeout (5 s)
+        # is overridden by Database's connect hook (0: see the module's docstring).
+        stock = super().connect(*arg, **{**kw, "check_same_thread": False})
         return _OneHopConnection(self, stock._connection)
 
 

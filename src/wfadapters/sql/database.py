@@ -8,23 +8,25 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.util import await_only
+from sqlalchemy.util import await_only, greenlet_spawn
 
 from wfadapters.sql._errors import translated
-from wfadapters.sql._sqlite_driver import one_hop_dbapi
+from wfadapters.sql._sqlite_driver import BUSY_WAIT_MS, one_hop_dbapi, write_transaction
 from wfadapters.sql.metadata import metadata
 
 __all__ = ["Database", "sqlalchemy_url"]
+
+_T = TypeVar("_T")
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -48,11 +50,13 @@ class Database:
         engine: The SQLAlchemy async engine.
         is_sqlite: SQLite (one writer at a time, ``BEGIN IMMEDIATE``) or Postgres.
         address: Where the database is, for error messages (no credentials).
+        writes_inline: SQLite through this package's driver: ``write_inline`` works.
     """
 
     engine: AsyncEngine
     is_sqlite: bool
     address: str
+    writes_inline: bool = False
     _writers: asyncio.Lock = field(default_factory=asyncio.Lock, compare=False, repr=False)
 
     @classmethod
@@ -79,8 +83,12 @@ class Database:
             if dbapi is not None:
                 options["module"] = dbapi
             engine = create_async_engine(sa_url, **options)
-            _sqlite_pragmas(engine)
-            return cls(engine, True, f"sqlite file {Path(path).resolve() if path else ':memory:'}")
+            # The inline driver runs statements on the event loop: they must not sleep in
+            # SQLite's busy handler there (it waits on aiosqlite's thread instead).
+            _sqlite_pragmas(engine, busy_ms=BUSY_WAIT_MS if dbapi is None else 0)
+            return cls(engine, True,
+                       f"sqlite file {Path(path).resolve() if path else ':memory:'}",
+                       writes_inline=dbapi is not None)
         parts = urlsplit(sa_url)
         connect_args = {"server_settings": {"search_path": schema}} if schema else {}
         engine = create_async_engine(sa_url, pool_size=pool_size, connect_args=connect_args)
@@ -122,23 +130,33 @@ class Database:
                     yield conn
                     await self._check_commit(conn, read_only)
 
-    @asynccontextmanager
-    async def single_statement(self) -> AsyncIterator[AsyncConnection]:
-        """A Postgres connection for ONE statement, which is then its own transaction.
+    async def write_inline(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``fn(conn)`` as one SQLite write transaction of plain sqlite3 calls.
 
-        Without ``BEGIN`` and ``COMMIT`` the statement costs one round trip instead of
-        three; it is atomic as any statement is. Running two statements on it gives two
-        transactions: callers must not.
+        For the hot writes (``_sqlite_append``): no SQLAlchemy statement layer, and run on
+        the event loop's thread (``_sqlite_driver``). ``fn`` must not await (it cannot)
+        and sees a transaction begun with ``BEGIN IMMEDIATE``; it commits when ``fn``
+        returns and rolls back when it raises. Writers of this process queue as for
+        ``transaction``; errors leave as ``transaction``'s do.
 
         Raises:
-            ValueError: on SQLite (``transaction`` is the only way there).
+            ValueError: not a SQLite database with ``writes_inline``.
         """
-        if self.is_sqlite:
-            raise ValueError("single_statement is for Postgres")
-        with translated(self.address):
-            async with self.engine.connect() as conn:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                yield conn
+        if not self.writes_inline:
+            raise ValueError("write_inline is for SQLite through this package's driver")
+        async with self._writers:
+            with translated(self.address):
+                raw = await self.engine.raw_connection()
+                try:
+                    return await write_transaction(raw.dbapi_connection, fn)
+                except sqlite3.Error as e:
+                    # As SQLAlchemy would wrap it, so ``translated`` and the callers'
+                    # IntegrityError handling read it the same.
+                    raise sa_exc.DBAPIError.instance(None, None, e, sqlite3.Error) from e
+                finally:
+                    # Checking in may close it (an overflow connection), which awaits:
+                    # SQLAlchemy's pool does that only inside its greenlet.
+                    await greenlet_spawn(raw.close)
 
     async def _check_commit(self, conn: AsyncConnection, read_only: bool) -> None:
         if self.is_sqlite and not read_only:
@@ -217,16 +235,17 @@ def _switch_to_wal(cursor: Any) -> None:
             await_only(asyncio.sleep(0.01))
 
 
-def _sqlite_pragmas(engine: AsyncEngine) -> None:
+def _sqlite_pragmas(engine: AsyncEngine, *, busy_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" hook below issue BEGIN itself (pysqlite would defer it).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         # busy_timeout first: wait for the write lock instead of failing at once when
-        # another process holds it. WAL: readers never block the writer.
+        # another process holds it (or, with the inline driver, fail at once and wait on
+        # aiosqlite's thread). WAL: readers never block the writer.
         # synchronous=FULL: a commit survives power loss (NORMAL may lose the last commits).
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         _switch_to_wal(cursor)
         for pragma in ("synchronous=FULL", "foreign_keys=ON"):
             cursor.execute(f"PRAGMA {pragma}")
