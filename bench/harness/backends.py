@@ -11,16 +11,19 @@ commits, which is how the harness states the commits one run needs.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
 
+from wfadapters.sql import _pg_raw
 from wfadapters.sql.database import Database
 from wfadapters.sql.migrate import upgrade
 from wfapps import Settings, open_runtime
@@ -37,16 +40,26 @@ class Backend:
 
 
 class CommitCounter:
-    """Counts the write commits of every SQLAlchemy engine in this process while installed.
+    """Counts the write commits of every SQL database in this process while installed.
 
     A write commit is a COMMIT of a transaction not opened read-only, or a writing
-    statement run in autocommit (the Postgres one-statement append: its own transaction).
-    Read-only transactions are left out: they flush nothing (on Postgres they run in
-    autocommit and send no COMMIT at all).
+    statement run in autocommit. Read-only transactions are left out: they flush nothing
+    (on Postgres they run in autocommit and send no COMMIT at all). The common appends
+    that go past SQLAlchemy's statement layer (``Database.write_inline`` on SQLite, the
+    one-statement append sent to asyncpg on Postgres) are one write commit per call.
     """
 
     def __init__(self) -> None:
         self.commits = 0
+        self._stock: tuple[Any, Any] | None = None
+
+    def _counting(self, fn: Any) -> Any:
+        @functools.wraps(fn)
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.commits += 1
+            return await fn(*args, **kwargs)
+
+        return counted
 
     def _on_commit(self, conn: Connection) -> None:
         options = conn.get_execution_options()
@@ -64,11 +77,16 @@ class CommitCounter:
     def __enter__(self) -> CommitCounter:
         event.listen(Engine, "commit", self._on_commit)
         event.listen(Engine, "after_cursor_execute", self._on_execute)
+        self._stock = (Database.write_inline, _pg_raw.fetch_value)
+        Database.write_inline = self._counting(Database.write_inline)  # type: ignore[method-assign]
+        _pg_raw.fetch_value = self._counting(_pg_raw.fetch_value)
         return self
 
     def __exit__(self, *exc: object) -> None:
         event.remove(Engine, "commit", self._on_commit)
         event.remove(Engine, "after_cursor_execute", self._on_execute)
+        if self._stock is not None:
+            Database.write_inline, _pg_raw.fetch_value = self._stock  # type: ignore[method-assign]
 
 
 _WRITES = frozenset({"INSERT", "UPDATE", "DELETE", "WITH"})

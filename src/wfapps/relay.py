@@ -73,11 +73,12 @@ class RelayedEventStore:
         fencing_token: int | None = None, messages: Sequence[Message] = (),
         admission: Admission | None = None, result: ActionResult | None = None,
         held: Sequence[HeldMessage] = (), release: Sequence[str] = (),
+        latest_definition: bool = False,
     ) -> int:
         version, recorded = await self.store.append_reporting(
             events, expected_version=expected_version, summary=summary,
             fencing_token=fencing_token, messages=messages, admission=admission,
-            result=result, held=held, release=release)
+            result=result, held=held, release=release, latest_definition=latest_definition)
         if recorded:  # a retry of a stored batch recorded nothing: publish nothing
             await self._publish(messages)
         return version

@@ -14,6 +14,7 @@ __all__ = [
     "ConcurrencyConflictError",
     "DefinitionError",
     "DefinitionNotFoundError",
+    "DefinitionSupersededError",
     "ErrorCode",
     "ExpressionError",
     "HumanTaskNotFoundError",
@@ -76,6 +77,9 @@ class ErrorCode:
     """An HTTP request failed on an unexpected error (a bug); the body hides the details."""
     TENANT_QUOTA_FULL = "TENANT_QUOTA_FULL"
     """An append that activates a run found the tenant at its active-run limit (internal)."""
+    DEFINITION_SUPERSEDED = "DEFINITION_SUPERSEDED"
+    """A run started from the version a process knew as latest, but a newer one was
+    registered meanwhile (internal: the runtime starts it again from the newer one)."""
 
 
 class WorkflowEngineError(Exception):
@@ -242,6 +246,18 @@ class QuotaFullError(WorkflowEngineError):
     """
 
     default_code = ErrorCode.TENANT_QUOTA_FULL
+
+
+class DefinitionSupersededError(WorkflowEngineError):
+    """A run's start named its definition's latest version, and a newer one is registered.
+
+    Raised by ``EventStore.append`` with ``latest_definition=True``; nothing was written.
+    The runtime forgets the version it knew as latest and starts the run again, so
+    callers never see it (unless versions keep being registered faster than it retries).
+    """
+
+    default_code = ErrorCode.DEFINITION_SUPERSEDED
+    retryable = True
 
 
 class UnsupportedOperationError(WorkflowEngineError):

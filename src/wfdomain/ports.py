@@ -60,6 +60,7 @@ class EventStore(Protocol):
         result: ActionResult | None = None,
         held: Sequence[HeldMessage] = (),
         release: Sequence[str] = (),
+        latest_definition: bool = False,
     ) -> int:
         """Append ``events`` to one run atomically after ``expected_version``.
 
@@ -104,6 +105,12 @@ class EventStore(Protocol):
         is never published; an id that is not held (already published, or never held)
         is ignored. A retry recognised as already stored holds and releases nothing.
 
+        ``latest_definition``: the run's definition version (``summary.definition_version``)
+        must be the highest the tenant has registered for ``summary.definition_id``,
+        checked in the same atomic step (a start without an explicit version, from the
+        version the caller knew as latest without reading it). The check is skipped for
+        a retry recognised as already stored.
+
         Raises:
             ConcurrencyConflictError: the run is not at ``expected_version`` (for a new run
                 ``expected_version`` is 0), or ``fencing_token`` is older than the newest
@@ -111,6 +118,8 @@ class EventStore(Protocol):
             NondeterminismError: ``result``'s key holds another outcome; nothing was
                 written.
             QuotaFullError: ``admission`` refused; nothing was written.
+            DefinitionSupersededError: ``latest_definition`` and a higher version is
+                registered; nothing was written.
             ValueError: versions are not consecutive or events name another run.
         """
         ...

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from wfdomain import commands as cmd
 from wfdomain import handlers, keys, moves
@@ -27,6 +27,7 @@ from wfdomain.engine import Engine
 from wfdomain.errors import (
     ConcurrencyConflictError,
     DefinitionNotFoundError,
+    DefinitionSupersededError,
     ErrorCode,
     HumanTaskNotFoundError,
     InputValidationError,
@@ -49,6 +50,7 @@ from wfdomain.events import (
 from wfdomain.expressions import IN_PROCESS
 from wfdomain.in_place import run_in_place, take_in_place
 from wfdomain.inputs import encode_input
+from wfdomain.known_definitions import KnownDefinitions
 from wfdomain.projection import summarize
 from wfdomain.quota import Admission, QuotaPolicy
 from wfdomain.quota_admit import admit_runs
@@ -80,6 +82,12 @@ ProcessOutcome = Literal["acked", "rejected", "retry", "failed"]
 """What ``Runtime.process`` did with a delivery."""
 
 _RELEASE_BATCH = 100
+_SUPERSEDED_TRIES = 3
+"""Starts of one run from a stale latest version before reading the latest every time."""
+_T = TypeVar("_T")
+_Begun = tuple[RunState, cmd.Decision, RunState | None, Message | None]
+"""What ``execute_run``'s start leaves: the first state, the first decision, the state
+stored paused for quota (None: admitted), the message of the action to run in place."""
 _RELEASE_CHECK_EVERY = timedelta(seconds=1)
 
 
@@ -106,7 +114,7 @@ class Runtime:
         self.worker_id = worker_id or f"worker-{ports.ids.new_id()}"
         self.telemetry = telemetry
         self._resolver = CorrelationResolver(self.settings.correlation_paths)
-        self._definitions: dict[tuple[str, str, int], Definition] = {}
+        self._known = KnownDefinitions()
         self._states: OrderedDict[tuple[str, str], RunState] = OrderedDict()
         self._next_release_check: datetime | None = None
         self._handing_over = False
@@ -129,7 +137,7 @@ class Runtime:
             content_hash=definition.content_hash, document=definition.to_document(),
         )
         await self.ports.definitions.put_definition(stored)
-        self._definitions[(tenant, definition.id, definition.version)] = definition
+        self._known.add(tenant, definition, latest=True)
         return stored
 
     async def definition(
@@ -140,17 +148,16 @@ class Runtime:
         Raises:
             DefinitionNotFoundError: not registered for this tenant.
         """
-        cached = self._definitions.get((tenant, definition_id, version or 0))
-        if cached is not None:
-            return cached
+        known = self._known.get(tenant, definition_id, version) if version else None
+        if known is not None:
+            return known
         stored = await self.ports.definitions.get_definition(tenant, definition_id, version)
         if stored is None:
             which = f"{definition_id} v{version}" if version else definition_id
             raise DefinitionNotFoundError(f"definition {which} is not registered")
-        key = (tenant, stored.definition_id, stored.version)
-        if key not in self._definitions:
-            self._definitions[key] = parse_definition(stored.document)
-        return self._definitions[key]
+        known = self._known.get(tenant, stored.definition_id, stored.version)
+        return self._known.add(tenant, known or parse_definition(stored.document),
+                               latest=version is None)
 
     # -- producer side ------------------------------------------------------------------
     async def start_run(
@@ -173,16 +180,19 @@ class Runtime:
             RunAlreadyExistsError: ``run_id`` is taken.
         """
         run_id = run_id or self.ports.ids.new_id()
-        with self.telemetry.span("wf.start_run", {"wf.tenant": tenant, "wf.run_id": run_id,
-                                                  "wf.definition_id": definition_id}):
-            _, started = await self._new_run(tenant, definition_id, run_input, version=version,
-                                             run_id=run_id, parent=parent, replay_of=replay_of)
-            state = replay([started])
+
+        async def start(definition: Definition, latest: bool) -> RunSummary:
+            started = self._new_run(definition, tenant, run_input, run_id=run_id,
+                                    parent=parent, replay_of=replay_of)
             advance = self._message("advance", tenant, run_id,
                                     {"input": encode_input(cmd.Advance())})
-            state, _ = await self._record_start([started], state, parent=parent,
-                                                messages=[advance])
+            state, _ = await self._record_start([started], replay([started]), parent=parent,
+                                                messages=[advance], latest_definition=latest)
             return summarize(state)
+
+        with self.telemetry.span("wf.start_run", {"wf.tenant": tenant, "wf.run_id": run_id,
+                                                  "wf.definition_id": definition_id}):
+            return await self._starting(tenant, definition_id, version, start)
 
     async def execute_run(
         self,
@@ -210,11 +220,10 @@ class Runtime:
             Whatever ``start_run`` raises.
         """
         run_id = run_id or self.ports.ids.new_id()
-        with self.telemetry.span("wf.execute_run", {"wf.tenant": tenant, "wf.run_id": run_id,
-                                                    "wf.definition_id": definition_id}):
-            definition, started = await self._new_run(
-                tenant, definition_id, run_input, version=version, run_id=run_id,
-                parent=None, replay_of=None)
+
+        async def start(definition: Definition, latest: bool) -> _Begun:
+            started = self._new_run(definition, tenant, run_input, run_id=run_id,
+                                    parent=None, replay_of=None)
             state = replay([started])
             decision = await self._decide(definition, state, cmd.Advance(), started.at)
             messages, held, holding = self._outgoing(state, decision, started.at,
@@ -222,9 +231,16 @@ class Runtime:
             decided = replay(decision.events, state)
             stored, admitted = await self._record_start(
                 [started, *decision.events], decided, parent=None, messages=messages,
-                held=holding)
-            if not admitted:  # paused for quota: the workers resume it
-                return summarize(stored)
+                held=holding, latest_definition=latest)
+            return state, decision, stored if not admitted else None, held
+
+        with self.telemetry.span("wf.execute_run", {"wf.tenant": tenant, "wf.run_id": run_id,
+                                                    "wf.definition_id": definition_id}):
+            state, decision, paused, held = await self._starting(
+                tenant, definition_id, version, start)
+            if paused is not None:  # paused for quota: the workers resume it
+                return summarize(paused)
+            decided = replay(decision.events, state)
             await self._snapshot_if_due(state, decided)
             await self._carry_out(state, decision.commands)
             # No lease: nobody else sees this run's work while its messages are held, and
@@ -233,15 +249,34 @@ class Runtime:
                 decided, held, _ = await run_in_place(self, decided, held, None)
             return summarize(decided)
 
-    async def _new_run(
-        self, tenant: str, definition_id: str, run_input: Any, *, version: int | None,
-        run_id: str, parent: tuple[str, str] | None, replay_of: str | None,
-    ) -> tuple[Definition, RunStarted]:
-        """Check a new run's definition, actions and input; its first event."""
-        definition = await self.definition(tenant, definition_id, version)
+    async def _starting(
+        self, tenant: str, definition_id: str, version: int | None,
+        start: Callable[[Definition, bool], Awaitable[_T]],
+    ) -> _T:
+        """``start(definition, latest)`` with the run's definition version.
+
+        Without ``version``: the latest version this runtime knows, which the start's
+        append checks (``latest``); should a newer one be registered, it is read and the
+        run started again from it (``KnownDefinitions``).
+        """
+        for _ in range(_SUPERSEDED_TRIES - 1):
+            known = self._known.latest(tenant, definition_id) if version is None else None
+            try:
+                return await start(known or await self.definition(tenant, definition_id,
+                                                                  version), version is None)
+            except DefinitionSupersededError:
+                self._known.forget_latest(tenant, definition_id)
+        return await start(await self.definition(tenant, definition_id, version),
+                           version is None)
+
+    def _new_run(
+        self, definition: Definition, tenant: str, run_input: Any, *, run_id: str,
+        parent: tuple[str, str] | None, replay_of: str | None,
+    ) -> RunStarted:
+        """Check a new run's actions and input; its first event."""
         self.actions.check_definition(definition)
         validate_against_schema(run_input, definition.input_schema, what="run input")
-        return definition, run_started(
+        return run_started(
             definition, run_input, at=self.ports.clock.now(), tenant=tenant, run_id=run_id,
             engine=self.settings.engine, queue=self.settings.queue, parent=parent,
             replay_of=replay_of,
@@ -250,12 +285,13 @@ class Runtime:
     async def _record_start(
         self, events: Sequence[WorkflowEvent], state: RunState, *,
         parent: tuple[str, str] | None, messages: Sequence[Message] = (),
-        held: Sequence[HeldMessage] = (),
+        held: Sequence[HeldMessage] = (), latest_definition: bool = False,
     ) -> tuple[RunState, bool]:
         """Append a new run's first events (``state`` folds them).
 
         Returns the stored state and whether the tenant's limit admitted the run; a run it
         refuses is stored paused instead (its ``RunStarted`` and ``RunPaused``).
+        ``latest_definition``: see ``EventStore.append``.
         """
         started = events[0]
         assert isinstance(started, RunStarted)
@@ -273,6 +309,7 @@ class Runtime:
                     messages=messages, held=held,
                     admission=None if limit is None
                     else Admission(limit=limit, behind_paused=True),
+                    latest_definition=latest_definition,
                 )
             except QuotaFullError:
                 paused = RunPaused(at=started.at)
@@ -284,6 +321,7 @@ class Runtime:
                     [envelopes[0], to_envelope(tenant, run_id, 2, paused)],
                     expected_version=0, summary=summarize(state),
                     messages=[self._message("admit_runs", tenant, None, {})],
+                    latest_definition=latest_definition,
                 )
         except ConcurrencyConflictError:
             raise RunAlreadyExistsError(f"run {run_id} already exists") from None

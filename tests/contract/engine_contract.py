@@ -825,6 +825,21 @@ class EngineContract(EngineScenarios):
         assert (await survivor.get_run(TENANT, run.run_id)).status == "completed"
         assert (await output_of(survivor, run.run_id), calls) == (2, [1, 1])
 
+    @pytest.mark.parametrize("how", ["start_run", "execute_run"])
+    async def test_a_start_without_a_version_takes_the_one_another_process_registered(
+        self, runtime_factory: RuntimeFactory, actions: RecordingActions, how: str
+    ) -> None:
+        here = runtime_factory(actions.registry)
+        there = runtime_factory(actions.registry)  # another process on the same backend
+        await register(here, doc("pay", [ret("1")]))
+        first = await getattr(here, how)(TENANT, "pay")  # here knows v1 as the latest
+        await register(there, {**doc("pay", [ret("2")]), "version": 2})
+        second = await getattr(here, how)(TENANT, "pay")
+        third = await getattr(here, how)(TENANT, "pay")
+        await here.run_until_idle()
+        assert [r.definition_version for r in (first, second, third)] == [1, 2, 2]
+        assert [await output_of(here, r.run_id) for r in (first, second, third)] == [1, 2, 2]
+
     async def test_execute_run_leaves_nothing_for_the_workers(
         self, rt: Runtime, clock: ManualClock, actions: RecordingActions
     ) -> None:

@@ -31,6 +31,7 @@ from wfdomain.codec import decode_envelope, to_envelope
 from wfdomain.errors import (
     ConcurrencyConflictError,
     DefinitionError,
+    DefinitionSupersededError,
     ErrorCode,
     NondeterminismError,
 )
@@ -43,6 +44,11 @@ async def create(store: EventStore, run: RunSummary) -> None:
     """Create ``run`` with events 1..``run.version`` in one append."""
     events = envelopes(run.run_id, 1, run.version, tenant=run.tenant)
     await store.append(events, expected_version=0, summary=run)
+
+
+def _definitions(store: EventStore) -> DefinitionStore:
+    """The store's own definitions: every backend's event store object holds them too."""
+    return cast(DefinitionStore, store)
 
 
 def _ledger(store: EventStore) -> ActionLedger:
@@ -549,6 +555,35 @@ class EventStoreContract:
         await create(store, summary("run-3", 1, status="completed"))
         runs = await store.list_runs(TENANT, statuses=["failed", "completed"])
         assert sorted(s.run_id for s in runs) == ["run-2", "run-3"]
+
+    # -- a start from the latest definition version --------------------------------------
+
+    async def test_a_start_from_the_latest_version_is_stored(self, store: EventStore) -> None:
+        await _definitions(store).put_definition(definition(1))
+        # Versions of another definition id and of another tenant do not count.
+        await _definitions(store).put_definition(definition(2, definition_id="other"))
+        await _definitions(store).put_definition(definition(2, tenant=OTHER_TENANT))
+        await store.append(envelopes("run-1", 1, 2), expected_version=0,
+                           summary=summary("run-1", 2), latest_definition=True)
+        assert await store.get_run(TENANT, "run-1") == summary("run-1", 2)
+
+    async def test_a_start_from_a_superseded_version_stores_nothing(
+        self, store: EventStore
+    ) -> None:
+        for version in (1, 2):
+            await _definitions(store).put_definition(definition(version))
+        # summary() names version 1 of "order"; version 2 is registered.
+        with pytest.raises(DefinitionSupersededError) as raised:
+            await store.append(envelopes("run-1", 1, 2), expected_version=0,
+                               summary=summary("run-1", 2), latest_definition=True)
+        assert raised.value.details == {"latest": 2}
+        assert raised.value.retryable
+        assert await store.get_run(TENANT, "run-1") is None
+        assert await store.read(TENANT, "run-1") == []
+        # Without the check (a start naming version 1) it is stored.
+        await store.append(envelopes("run-1", 1, 2), expected_version=0,
+                           summary=summary("run-1", 2))
+        assert await store.get_run(TENANT, "run-1") == summary("run-1", 2)
 
     async def test_list_runs_filters_by_definition(self, store: EventStore) -> None:
         await create(store, summary("run-1", 1, definition_id="order"))

@@ -249,8 +249,10 @@ async def _assert_lost_append_stored_nothing(
 ) -> None:
     """An append whose connection is lost stores nothing; the same Database recovers.
 
-    The append opens a wait, so it takes the transaction path: the one-statement path of
-    Postgres (``_one_statement``) is covered by ``starts="WITH RUN AS"``, ``when="before"``.
+    The append opens a wait, so it takes the transaction path through SQLAlchemy. The
+    common appends past it are covered by
+    ``test_postgres_dead_connection_fails_a_one_statement_append_retryably`` and
+    ``test_sqlite_inline_write_that_fails_midway_stores_nothing``.
     """
     store = SqlEventStore(db)
     await create(store, summary("run-1", 1))
@@ -302,16 +304,6 @@ async def test_postgres_backend_terminated_mid_append_stores_nothing(postgres_ds
     async with _terminator(postgres_dsn) as terminate, \
             postgres_database(postgres_dsn) as db:
         await _assert_lost_append_stored_nothing(db, terminate)
-
-
-@pytest.mark.postgres
-async def test_postgres_backend_terminated_before_a_one_statement_append_stores_nothing(
-    postgres_dsn: str,
-) -> None:
-    async with _terminator(postgres_dsn) as terminate, \
-            postgres_database(postgres_dsn) as db:
-        await _assert_lost_append_stored_nothing(db, terminate, starts="WITH RUN AS",
-                                                 when="before")
 
 
 # -- a pooled connection whose server process died between uses ------------------------
@@ -369,6 +361,23 @@ async def test_postgres_dead_busy_connection_fails_once_retryably(postgres_dsn: 
         assert raised.value.retryable
         # The failure dropped the pool: the retry connects afresh.
         assert await store.get_run(TENANT, "run-1") == summary("run-1", 1)
+
+
+@pytest.mark.postgres
+async def test_postgres_dead_connection_fails_a_one_statement_append_retryably(
+    postgres_dsn: str,
+) -> None:
+    async with _pooled_connection_killed(postgres_dsn, ping_after_idle_s=3600.0) as store:
+        # No wait opened: the one-statement append, sent to asyncpg past SQLAlchemy.
+        with pytest.raises(StorageUnavailableError) as raised:
+            await store.append(envelopes("run-1", 2, 3), expected_version=1,
+                               summary=summary("run-1", 3))
+        assert raised.value.retryable
+        # Nothing was stored, and the dead connection left the pool: the retry stores it.
+        assert [e.version for e in await store.read(TENANT, "run-1")] == [1]
+        await store.append(envelopes("run-1", 2, 3), expected_version=1,
+                           summary=summary("run-1", 3))
+        assert [e.version for e in await store.read(TENANT, "run-1")] == [1, 2, 3]
 
 
 async def _schema_of(db: Database) -> str:

@@ -14,6 +14,7 @@ from wfdomain.codec import decode_envelope
 from wfdomain.errors import (
     ConcurrencyConflictError,
     DefinitionError,
+    DefinitionSupersededError,
     ErrorCode,
     NondeterminismError,
     QuotaFullError,
@@ -79,6 +80,15 @@ def _check_admission(space: _Tenant | None, summary: RunSummary, admission: Admi
             details={"active": active, "paused": paused, "limit": admission.limit})
 
 
+def _check_latest_definition(space: _Tenant | None, summary: RunSummary) -> None:
+    versions = space.definitions.get(summary.definition_id, {}) if space else {}
+    newest = max(versions, default=0)
+    if newest > summary.definition_version:
+        raise DefinitionSupersededError(
+            f"definition {summary.definition_id} v{newest} is registered, newer than "
+            f"v{summary.definition_version}", details={"latest": newest})
+
+
 class InMemoryEventStore:
     """``EventStore``, ``DefinitionStore``, ``ActionLedger`` and ``AuditLog`` in process memory.
 
@@ -128,6 +138,7 @@ class InMemoryEventStore:
         result: ActionResult | None = None,
         held: Sequence[HeldMessage] = (),
         release: Sequence[str] = (),
+        latest_definition: bool = False,
     ) -> int:
         batch = _validated_batch(events, expected_version, summary)
         summary = deepcopy(summary)
@@ -151,6 +162,8 @@ class InMemoryEventStore:
                 raise ConcurrencyConflictError(summary.run_id, expected_version, current)
             if run is None and not batch:
                 raise ValueError(f"run {summary.run_id} must start with at least one event")
+            if latest_definition:
+                _check_latest_definition(space, summary)
             if admission is not None:
                 # Under the store's one write lock: the count cannot change before the write.
                 _check_admission(space, summary, admission)

@@ -25,29 +25,37 @@ from typing import Any, Final
 from sqlalchemy import TextClause, text
 
 from wfadapters.sql.queue_schema import wf_held, wf_outbox
-from wfadapters.sql.schema import wf_action_results, wf_events, wf_human_tasks, wf_runs, wf_waits
+from wfadapters.sql.schema import (
+    wf_action_results,
+    wf_definitions,
+    wf_events,
+    wf_human_tasks,
+    wf_runs,
+    wf_waits,
+)
 
-__all__ = ["SINGLE_APPEND", "SINGLE_CREATE", "single_append_params"]
+__all__ = ["RUN_COLUMNS", "SINGLE_APPEND", "SINGLE_CREATE", "single_append_params"]
 
 # The run row's columns an append replaces, with their Postgres types for the casts that
 # let the server type every parameter (asyncpg prepares the statement).
-_RUN_COLUMNS: Final = (
+RUN_COLUMNS: Final = (
     ("definition_id", "TEXT"), ("definition_version", "INTEGER"),
     ("definition_hash", "TEXT"), ("status", "TEXT"), ("engine", "TEXT"), ("queue", "TEXT"),
     ("version", "INTEGER"), ("created_at", "BIGINT"), ("last_progress_at", "BIGINT"),
     ("next_due_at", "BIGINT"), ("parent_run_id", "TEXT"), ("replay_of", "TEXT"),
     ("error", "JSON"), ("waits", "JSON"), ("human_tasks", "JSON"),
 )
-_JSON_COLUMNS: Final = frozenset(name for name, kind in _RUN_COLUMNS if kind == "JSON")
+_JSON_COLUMNS: Final = frozenset(name for name, kind in RUN_COLUMNS if kind == "JSON")
 
-_SET = ",\n    ".join(f"{name} = CAST(:v_{name} AS {kind})" for name, kind in _RUN_COLUMNS)
+_SET = ",\n    ".join(f"{name} = CAST(:v_{name} AS {kind})" for name, kind in RUN_COLUMNS)
 
 # What a one-statement append writes once its run row matched: the events, the outbox
 # rows, the held messages (and the released ones dropped), the action outcome.
 _WRITES = f"""
 ), events AS (
   INSERT INTO {wf_events.name} (tenant, run_id, version, type, at, data)
-  SELECT :w_tenant, :w_run_id, e.version, e.type, e.at, CAST(e.data AS JSON)
+  SELECT CAST(:w_tenant AS TEXT), CAST(:w_run_id AS TEXT), e.version, e.type, e.at,
+         CAST(e.data AS JSON)
   FROM run, unnest(CAST(:e_versions AS INTEGER[]), CAST(:e_types AS TEXT[]),
                    CAST(:e_ats AS BIGINT[]), CAST(:e_datas AS TEXT[]))
        AS e(version, type, at, data)
@@ -75,34 +83,45 @@ _WRITES = f"""
 SELECT count(*) AS matched FROM run
 """
 
+# ``latest_definition`` (EventStore.append): a newer version registered matches nothing,
+# and the full path then raises DefinitionSupersededError.
+_NOT_SUPERSEDED = f"""NOT (CAST(:w_latest AS BOOLEAN) AND EXISTS (
+      SELECT 1 FROM {wf_definitions.name}
+      WHERE tenant = CAST(:w_tenant AS TEXT) AND definition_id = CAST(:v_definition_id AS TEXT)
+        AND version > CAST(:v_definition_version AS INTEGER)))"""
+
 SINGLE_APPEND: Final[TextClause] = text(f"""
 WITH run AS (
   UPDATE {wf_runs.name} SET
     {_SET},
     fencing_token = COALESCE(CAST(:w_token AS BIGINT), fencing_token)
-  WHERE tenant = :w_tenant AND run_id = :w_run_id
+  WHERE tenant = CAST(:w_tenant AS TEXT) AND run_id = CAST(:w_run_id AS TEXT)
     AND version = CAST(:w_expected AS INTEGER)
     AND (fencing_token IS NULL OR CAST(:w_token AS BIGINT) IS NULL
          OR fencing_token <= CAST(:w_token AS BIGINT))
     AND NOT EXISTS (SELECT 1 FROM {wf_action_results.name}
                     WHERE result_key = CAST(:r_key AS TEXT))
+    AND {_NOT_SUPERSEDED}
   RETURNING 1
 ), clear_waits AS (
   DELETE FROM {wf_waits.name}
-  WHERE tenant = :w_tenant AND run_id = :w_run_id AND EXISTS (SELECT 1 FROM run)
+  WHERE tenant = CAST(:w_tenant AS TEXT) AND run_id = CAST(:w_run_id AS TEXT)
+    AND EXISTS (SELECT 1 FROM run)
 ), clear_tasks AS (
   DELETE FROM {wf_human_tasks.name}
-  WHERE tenant = :w_tenant AND run_id = :w_run_id AND EXISTS (SELECT 1 FROM run)
+  WHERE tenant = CAST(:w_tenant AS TEXT) AND run_id = CAST(:w_run_id AS TEXT)
+    AND EXISTS (SELECT 1 FROM run)
 {_WRITES}""")
 """The common append to a run that exists (``expected_version > 0``)."""
 
-_NAMES = ", ".join(name for name, _ in _RUN_COLUMNS)
-_VALUES = ", ".join(f"CAST(:v_{name} AS {kind})" for name, kind in _RUN_COLUMNS)
+_NAMES = ", ".join(name for name, _ in RUN_COLUMNS)
+_VALUES = ", ".join(f"CAST(:v_{name} AS {kind})" for name, kind in RUN_COLUMNS)
 
 SINGLE_CREATE: Final[TextClause] = text(f"""
 WITH run AS (
   INSERT INTO {wf_runs.name} (tenant, run_id, {_NAMES}, fencing_token)
-  VALUES (:w_tenant, :w_run_id, {_VALUES}, CAST(:w_token AS BIGINT))
+  SELECT CAST(:w_tenant AS TEXT), CAST(:w_run_id AS TEXT), {_VALUES}, CAST(:w_token AS BIGINT)
+  WHERE {_NOT_SUPERSEDED}
   ON CONFLICT (tenant, run_id) DO NOTHING
   RETURNING 1
 {_WRITES}""")
@@ -123,6 +142,7 @@ def single_append_params(
     rows: list[dict[str, Any]], run_row: dict[str, Any], expected_version: int,
     outbox_rows: list[dict[str, Any]], result: dict[str, Any] | None,
     held_rows: list[dict[str, Any]] | None = None, release: list[str] | None = None,
+    *, latest: bool = False,
 ) -> dict[str, Any]:
     """The parameters of ``SINGLE_APPEND``.
 
@@ -135,15 +155,16 @@ def single_append_params(
             None.
         held_rows: ``wf_held`` rows to insert (message_id, message, due_at).
         release: Message ids of held messages to drop.
+        latest: The run's definition version must be the latest registered.
     """
     held_rows = held_rows or []
     params: dict[str, Any] = {
         f"v_{name}": _json(run_row[name]) if name in _JSON_COLUMNS else run_row[name]
-        for name, _ in _RUN_COLUMNS
+        for name, _ in RUN_COLUMNS
     }
     params.update(
         w_tenant=run_row["tenant"], w_run_id=run_row["run_id"], w_expected=expected_version,
-        w_token=run_row["fencing_token"],
+        w_token=run_row["fencing_token"], w_latest=latest,
         e_versions=[r["version"] for r in rows], e_types=[r["type"] for r in rows],
         e_ats=[r["at"] for r in rows], e_datas=[_json(r["data"]) for r in rows],
         o_ids=[r["message_id"] for r in outbox_rows],

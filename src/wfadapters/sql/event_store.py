@@ -29,6 +29,7 @@ from wfadapters.sql import _load, _rows
 from wfadapters.sql._append import already_stored, check_task_ids_free, replace_index
 from wfadapters.sql._errors import is_unique_violation
 from wfadapters.sql._one_statement import SINGLE_APPEND, SINGLE_CREATE, single_append_params
+from wfadapters.sql._sqlite_append import SqliteAppend
 from wfadapters.sql.database import Database
 from wfadapters.sql.queue_schema import (
     message_from_json,
@@ -51,6 +52,7 @@ from wfadapters.sql.types import micros
 from wfdomain.errors import (
     ConcurrencyConflictError,
     DefinitionError,
+    DefinitionSupersededError,
     ErrorCode,
     NondeterminismError,
     QuotaFullError,
@@ -156,6 +158,12 @@ class SqlEventStore:
         )
         self._insert: Callable[..., Any] = sqlite_insert if db.is_sqlite else postgres_insert
         self._single_append = not db.is_sqlite
+        if self._single_append:
+            from wfadapters.sql import _pg_raw  # asyncpg: the postgres extra's
+
+            self._pg_raw = _pg_raw
+            self._raw_append = _pg_raw.RawStatement.of(SINGLE_APPEND)
+            self._raw_create = _pg_raw.RawStatement.of(SINGLE_CREATE)
         # Built once: a statement built per call pays SQLAlchemy's cache-key walk every
         # time (measured at a third of an append's time in bench/storage.py).
         where = (wf_runs.c.tenant == bindparam("w_tenant")) & (
@@ -191,6 +199,9 @@ class SqlEventStore:
             .limit(bindparam("limit"))
             .with_for_update(skip_locked=True)
         )
+        self._newest_definition = select(func.max(wf_definitions.c.version)).where(
+            wf_definitions.c.tenant == bindparam("d_tenant"),
+            wf_definitions.c.definition_id == bindparam("d_id"))
         self._quota_lock = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
         self._quota_count = (
             select(wf_runs.c.status, func.count())
@@ -215,11 +226,12 @@ class SqlEventStore:
         result: ActionResult | None = None,
         held: Sequence[HeldMessage] = (),
         release: Sequence[str] = (),
+        latest_definition: bool = False,
     ) -> int:
         version, _ = await self.append_reporting(
             events, expected_version=expected_version, summary=summary,
             fencing_token=fencing_token, messages=messages, admission=admission,
-            result=result, held=held, release=release)
+            result=result, held=held, release=release, latest_definition=latest_definition)
         return version
 
     async def append_reporting(
@@ -234,6 +246,7 @@ class SqlEventStore:
         result: ActionResult | None = None,
         held: Sequence[HeldMessage] = (),
         release: Sequence[str] = (),
+        latest_definition: bool = False,
     ) -> tuple[int, bool]:
         """``append``, also saying whether this call recorded ``messages``.
 
@@ -249,14 +262,12 @@ class SqlEventStore:
                         "due_at": micros(h.until)} for h in held]
         outbox.release = list(release)
         try:
-            # A new run's start takes one statement too when it opens no wait or task (the
-            # lookups it would fill) and has events (a run never starts empty).
-            if (self._single_append and admission is None
-                    and not summary.waits and not summary.human_tasks
+            # The common append (a new run's start too: it has events) opens no wait or
+            # task (the lookups it would fill) and checks no tenant limit.
+            if (admission is None and not summary.waits and not summary.human_tasks
                     and (expected_version > 0 or rows)
-                    and (not outbox.rows or self._outbox == "table")
-                    and await self._append_in_one_statement(rows, run_row,
-                                                            expected_version, outbox)):
+                    and await self._append_common(rows, run_row, expected_version, outbox,
+                                                  latest_definition)):
                 return summary.version, True
             async with self._db.transaction() as conn:
                 if admission is not None and not await self._admits(conn, summary, admission):
@@ -266,7 +277,7 @@ class SqlEventStore:
                         f"tenant {summary.tenant!r} is at its limit of {admission.limit} "
                         "active runs", details={"limit": admission.limit})
                 version = await self._append(conn, rows, expected_version, summary, run_row,
-                                             outbox)
+                                             outbox, latest_definition)
             return version, outbox.written
         except sa_exc.IntegrityError as e:
             if not is_unique_violation(e):
@@ -279,24 +290,34 @@ class SqlEventStore:
             # and the unique (tenant, run_id, version) index let only one of them in.
             raise ConcurrencyConflictError(summary.run_id, expected_version, None) from e
 
-    async def _append_in_one_statement(
+    async def _append_common(
         self, rows: list[dict[str, Any]], run_row: dict[str, Any], expected_version: int,
-        outbox: _Outbox,
+        outbox: _Outbox, latest_definition: bool,
     ) -> bool:
-        """Try the common append as one statement (``_one_statement``); False: not done.
+        """Try the common append past SQLAlchemy; False: not done (or not possible here).
 
-        False means nothing was written, and the caller's full path decides why.
+        Postgres: one statement (``_one_statement``). SQLite: one function of sqlite3 calls
+        (``_sqlite_append``). False means nothing was written, and the caller's full path
+        decides why.
         """
         result = None
         if outbox.result is not None:
             r = outbox.result
             result = {"result_key": r.result_key, "idempotency_key": r.idempotency_key,
                       "ok": r.ok, "outcome": {"output": r.output, "error": r.error}}
-        params = single_append_params(rows, run_row, expected_version, outbox.rows, result,
-                                      outbox.held, outbox.release)
-        statement = SINGLE_APPEND if expected_version > 0 else SINGLE_CREATE
-        async with self._db.single_statement() as conn:
-            matched = (await conn.execute(statement, params)).scalar_one()
+        if self._db.writes_inline and self._outbox == "stream":
+            matched = await self._db.write_inline(SqliteAppend(
+                rows, run_row, expected_version, outbox.rows, outbox.held, outbox.release,
+                result, latest_definition))
+        elif self._single_append and (not outbox.rows or self._outbox == "table"):
+            params = single_append_params(rows, run_row, expected_version, outbox.rows,
+                                          result, outbox.held, outbox.release,
+                                          latest=latest_definition)
+            statement = self._raw_append if expected_version > 0 else self._raw_create
+            matched = await self._pg_raw.fetch_value(self._db.engine, self._db.address,
+                                                     statement, params)
+        else:
+            return False
         if matched:
             outbox.written = True
         return bool(matched)
@@ -329,9 +350,10 @@ class SqlEventStore:
         summary: RunSummary,
         run_row: dict[str, Any],
         outbox: _Outbox,
+        latest_definition: bool = False,
     ) -> int:
         keys = {"w_tenant": summary.tenant, "w_run_id": summary.run_id}
-        if expected_version > 0:
+        if expected_version > 0 and not latest_definition:
             fast = await self._append_existing(conn, rows, expected_version, summary, run_row,
                                                keys, outbox)
             if fast is not None:
@@ -349,6 +371,8 @@ class SqlEventStore:
             raise ConcurrencyConflictError(summary.run_id, expected_version, current)
         if row is None and not rows:
             raise ValueError(f"run {summary.run_id} must start with at least one event")
+        if latest_definition:
+            await self._check_latest_definition(conn, summary)
         if stored_token is not None and (token is None or token < stored_token):
             run_row["fencing_token"] = stored_token
         if row is None:
@@ -357,6 +381,15 @@ class SqlEventStore:
             await conn.execute(self._update_run, {**run_row, **keys})
         had_index = row is not None and bool(row.waits or row.human_tasks)
         return await self._write_events(conn, rows, summary, outbox, had_index=had_index)
+
+    async def _check_latest_definition(self, conn: AsyncConnection,
+                                       summary: RunSummary) -> None:
+        newest = (await conn.execute(self._newest_definition, {
+            "d_tenant": summary.tenant, "d_id": summary.definition_id})).scalar()
+        if newest is not None and newest > summary.definition_version:
+            raise DefinitionSupersededError(
+                f"definition {summary.definition_id} v{newest} is registered, newer than "
+                f"v{summary.definition_version}", details={"latest": newest})
 
     async def _write_events(
         self, conn: AsyncConnection, rows: list[dict[str, Any]], summary: RunSummary,
