@@ -253,7 +253,7 @@ def _end_finished_iterations(
 
     Up to format 2 a for_each's finished iteration blocks, and their scopes, stayed in the
     state until the for_each completed; now each leaves when it completes, its output kept
-    in the step's ``outputs``, in item order (``wfdomain.state._end_iteration``). The
+    in the step's ``outputs``, in item order (``wfdomain.state._next_iteration``). The
     iteration at ``children[i]`` is item ``i``.
     """
     for key, step in steps.items():

@@ -240,15 +240,17 @@ class _Fold:
 
     ``steps`` and ``blocks`` list the keys where it put drafts; ``scopes`` holds the keys
     of the scope maps it made, ``vars`` whether it made the ``vars`` map.
+    ``timer_owners`` counts the open timers of each step key (``_timer_owners``).
     """
 
-    __slots__ = ("blocks", "scopes", "steps", "vars")
+    __slots__ = ("blocks", "scopes", "steps", "timer_owners", "vars")
 
     def __init__(self) -> None:
         self.steps: list[str] = []
         self.blocks: list[str] = []
         self.scopes: set[str] = set()
         self.vars = False
+        self.timer_owners: dict[str, int] | None = None
 
     def seal(self, state: RunState) -> None:
         """Make the drafts still in ``state`` frozen records: it is everyone's from here."""
@@ -343,7 +345,7 @@ def _start_iteration(state: RunState, fold: _Fold, step: Any) -> None:
         step.children = [*children, key]
 
 
-def _end_iteration(
+def _next_iteration(
     state: RunState, fold: _Fold, step: Any, block: BlockState, output: Any
 ) -> None:
     """Record that the iteration ``block`` of the draft for_each ``step`` completed.
@@ -354,25 +356,76 @@ def _end_iteration(
     their locals per item done made replaying bench/replay.py's 1,500-line for_each about
     5 % slower, its snapshot three times larger, and ``decide`` visit every one of them at
     every decision.
+
+    The next item's iteration, if any, opens in the ended one's block and scope map when
+    this fold made them (nobody else holds them): the objects, and the memory, stay warm.
     """
     key = block.key
     del state.blocks[key]
-    if state.scopes.pop(key, None) is not None:
+    scope = state.scopes.pop(key, None)
+    if scope is not None:
         del state.scope_parents[key]
-    fold.scopes.discard(key)
+        if key in fold.scopes:
+            fold.scopes.discard(key)
+            scope.clear()
+        else:
+            scope = None
     step.iterations_done += 1
+    _keep_output(step, block.locals["index"], output)
+    if step.iterations_started >= len(step.items):
+        return
+    if type(block) is not _BlockDraft:
+        _start_iteration(state, fold, step)
+        return
+    i = step.iterations_started
+    step.iterations_started = i + 1
+    key = f"{step.key}@{i}.do"
+    outer = state.blocks[step.block]
+    state.scope_parents[key] = outer.scope
+    state.scopes[key] = {} if scope is None else scope
+    fold.scopes.add(key)
+    local_vars = outer.locals
+    extra = {"item": step.items[i], "index": i}
+    reused: Any = block
+    reused.key = reused.scope = key
+    reused.locals = {**local_vars, **extra} if local_vars else extra
+    reused.position, reused.done, reused.last_output = 0, False, None
+    state.blocks[key] = reused
+    fold.blocks.append(key)
+    children = step.children
+    if type(children) is list:
+        children.append(key)
+    else:
+        step.children = [*children, key]
+
+
+def _keep_output(step: Any, index: int, output: Any) -> None:
+    """Add the output of iteration ``index`` to the draft for_each ``step``'s outputs."""
     outputs = step.outputs
     if type(outputs) is not list:  # a list while this fold owns it, as children
         outputs = step.outputs = list(outputs)
     # In item order, whatever order the iterations completed in (most often that one).
-    index = block.locals["index"]
     if not outputs or outputs[-1][0] < index:
         outputs.append((index, output))
     else:
         insort(outputs, (index, output))  # indices differ: outputs are never compared
 
 
-def _close_step(state: RunState, step: StepState) -> None:
+def _timer_owners(state: RunState, fold: _Fold) -> dict[str, int]:
+    """How many of ``state``'s timers each step key owns, kept up to date by this fold.
+
+    A run with retries has timers open nearly all the time (one per line waiting out its
+    backoff), and every step that completes would otherwise scan them all for its own.
+    """
+    owners = fold.timer_owners
+    if owners is None:
+        owners = fold.timer_owners = {}
+        for timer in state.timers.values():
+            owners[timer.key] = owners.get(timer.key, 0) + 1
+    return owners
+
+
+def _close_step(state: RunState, step: StepState, fold: _Fold) -> None:
     """Drop what the step ``step`` (already out of ``steps``) kept open."""
     key = step.key
     for child in step.children:
@@ -381,13 +434,13 @@ def _close_step(state: RunState, step: StepState) -> None:
             del state.scope_parents[child]
     if state.waits:
         state.waits.pop(key, None)
-    # Scanned without building a list first: most closing steps own no timer or task.
     if state.timers:
-        for timer in state.timers.values():
-            if timer.key == key:
-                for doomed in [t for t, other in state.timers.items() if other.key == key]:
-                    del state.timers[doomed]
-                break
+        owners = _timer_owners(state, fold)
+        if key in owners:
+            del owners[key]
+            for doomed in [t for t, other in state.timers.items() if other.key == key]:
+                del state.timers[doomed]
+    # Scanned without building a list first: most closing steps own no task.
     if state.tasks:
         for task in state.tasks.values():
             if task.key == key:
@@ -396,9 +449,10 @@ def _close_step(state: RunState, step: StepState) -> None:
                 break
 
 
-def _finish(state: RunState, status: str) -> None:
+def _finish(state: RunState, fold: _Fold, status: str) -> None:
     state.status = status
     state.timers.clear()
+    fold.timer_owners = None
     state.waits.clear()
     state.tasks.clear()
     state.children.clear()
@@ -447,13 +501,25 @@ def _action_failed(state: RunState, event: ev.ActionFailed, fold: _Fold) -> None
 
 
 def _timer_started(state: RunState, event: ev.TimerStarted, fold: _Fold) -> None:
+    owners = fold.timer_owners
+    if owners is not None:
+        if event.timer_id in state.timers:  # replaced: count afresh when next asked
+            fold.timer_owners = None
+        else:
+            owners[event.key] = owners.get(event.key, 0) + 1
     state.timers[event.timer_id] = _new_timer(event.key, event.fire_at, event.purpose)
     if event.purpose in ("sleep", "retry"):
         _step(state, fold, event.key).awaiting = event.purpose
 
 
 def _timer_fired(state: RunState, event: ev.TimerFired, fold: _Fold) -> None:
-    state.timers.pop(event.timer_id, None)
+    timer = state.timers.pop(event.timer_id, None)
+    owners = fold.timer_owners
+    if timer is not None and owners is not None:
+        if owners[timer.key] == 1:
+            del owners[timer.key]
+        else:
+            owners[timer.key] -= 1
 
 
 def _wait_started(state: RunState, event: ev.WaitStarted, fold: _Fold) -> None:
@@ -510,16 +576,16 @@ def _cancel_requested(state: RunState, event: ev.CancelRequested, fold: _Fold) -
 
 def _run_completed(state: RunState, event: ev.RunCompleted, fold: _Fold) -> None:
     state.output = event.output
-    _finish(state, "completed")
+    _finish(state, fold, "completed")
 
 
 def _run_failed(state: RunState, event: ev.RunFailed, fold: _Fold) -> None:
     state.error = event.error
-    _finish(state, "failed")
+    _finish(state, fold, "failed")
 
 
 def _run_cancelled(state: RunState, event: ev.RunCancelled, fold: _Fold) -> None:
-    _finish(state, "cancelled")
+    _finish(state, fold, "cancelled")
 
 
 def _run_paused(state: RunState, event: ev.RunPaused, fold: _Fold) -> None:
@@ -608,47 +674,53 @@ def _fold_into(
     """
     # No rule replaces these containers (they are edited in place), so they are read once.
     steps, blocks, kinds, appliers = state.steps, state.blocks, _KINDS, _APPLIERS
-    count, event = 0, None
+    count = 0
+    e: Any = None
     step: Any
     block: Any
-    for count, event in enumerate(events, 1):  # noqa: B007 - both returned
-        e: Any = event
+    for count, e in enumerate(events, 1):  # noqa: B007 - both returned
         try:
             kind = kinds[type(e)]
         except KeyError:
             kind = _by_base(kinds, type(e), _COLD)
-        if kind == 1:  # ActionScheduled
-            step = steps[e.key]
-            if type(step) is not _StepDraft:
-                step = _step(state, fold, e.key)
-            step.awaiting = "action"
-            step.attempt = e.attempt
-            step.idempotency_key = e.idempotency_key
-            step.action_input = e.input
-        elif kind == 2:  # StepStarted
-            key = e.key
-            # key, step_type, step_id, block (block_of, inlined)
-            steps[key] = _new_step(key, e.step_type, e.step_id, key[: key.rindex("[")])
-            fold.steps.append(key)
-        elif kind == 3:  # StepCompleted
-            step = steps.pop(e.key)
-            block = blocks[step.block]
-            if type(block) is not _BlockDraft:
-                block = _block(state, fold, step.block)
-            output = e.output
-            block.position += 1
-            block.last_output = output
-            step_id = step.step_id
-            if step_id is not None:
-                scope = block.scope
-                if scope in fold.scopes:
-                    state.scopes[scope][step_id] = output
-                else:
-                    state.scopes[scope] = {**state.scopes[scope], step_id: output}
-                    fold.scopes.add(scope)
-            # Most steps leave nothing open behind them: no call then.
-            if step.children or state.waits or state.timers or state.tasks:
-                _close_step(state, step)
+        # Split in halves first: a chain of six tests cost the last type five more.
+        if kind <= 3:
+            if kind == 1:  # ActionScheduled
+                step = steps[e.key]
+                if type(step) is not _StepDraft:
+                    step = _step(state, fold, e.key)
+                step.awaiting = "action"
+                step.attempt = e.attempt
+                step.idempotency_key = e.idempotency_key
+                step.action_input = e.input
+            elif kind == 2:  # StepStarted
+                key = e.key
+                # key, step_type, step_id, block (block_of, inlined)
+                steps[key] = _new_step(key, e.step_type, e.step_id, key[: key.rindex("[")])
+                fold.steps.append(key)
+            elif kind == 3:  # StepCompleted
+                step = steps.pop(e.key)
+                block = blocks[step.block]
+                if type(block) is not _BlockDraft:
+                    block = _block(state, fold, step.block)
+                output = e.output
+                block.position += 1
+                block.last_output = output
+                step_id = step.step_id
+                if step_id is not None:
+                    scope = block.scope
+                    if scope in fold.scopes:
+                        state.scopes[scope][step_id] = output
+                    else:
+                        state.scopes[scope] = {**state.scopes[scope], step_id: output}
+                        fold.scopes.add(scope)
+                # Most steps leave nothing open behind them: no call then.
+                if (step.children or state.waits or state.tasks
+                        or (state.timers and step.key in (
+                            fold.timer_owners or _timer_owners(state, fold)))):
+                    _close_step(state, step, fold)
+            else:
+                _apply_cold(state, e, fold, appliers)
         elif kind == 4:  # ActionCompleted
             step = steps[e.key]
             if type(step) is not _StepDraft:
@@ -660,25 +732,24 @@ def _fold_into(
             else:
                 state.vars = {**state.vars, **e.values}
                 fold.vars = True
-        elif kind == 6:  # BlockCompleted
+        else:  # BlockCompleted
             block = blocks[e.block]
-            parent_key = block.parent_step
-            step = steps.get(parent_key) if parent_key is not None else None
+            step = steps.get(block.parent_step)  # None for the run's own block
             if step is not None and step.step_type == "for_each":
                 if type(step) is not _StepDraft:
-                    step = _step(state, fold, parent_key)
-                _end_iteration(state, fold, step, block, e.output)
-                if step.iterations_started < len(step.items):
-                    _start_iteration(state, fold, step)
+                    step = _step(state, fold, step.key)
+                _next_iteration(state, fold, step, block, e.output)
             else:
                 if type(block) is not _BlockDraft:
                     block = _block(state, fold, e.block)
                 block.done = True
                 block.last_output = e.output
-        else:
-            try:
-                applier = appliers[type(e)]
-            except KeyError:
-                applier = _by_base(appliers, type(e), _no_rule)
-            applier(state, e, fold)
-    return count, event
+    return count, e
+
+
+def _apply_cold(state: RunState, e: Any, fold: _Fold, appliers: dict[type, _Applier]) -> None:
+    try:
+        applier = appliers[type(e)]
+    except KeyError:
+        applier = _by_base(appliers, type(e), _no_rule)
+    applier(state, e, fold)
