@@ -278,14 +278,19 @@ class Definition(_Model):
         )
         self._hash = hashlib.sha256(canonical.encode()).hexdigest()
 
+    # The two readers on every decision read the private attributes from pydantic's
+    # private dict directly: through ``self._hash`` each read is a BaseModel.__getattr__.
     @property
     def content_hash(self) -> str:
         """SHA-256 of the canonical JSON document: equal content, equal hash."""
-        return self._hash
+        private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
+        return str(private["_hash"])
 
     def block(self, path: str) -> tuple[Any, ...]:
         """Return the steps of the block at a definition path such as ``steps[2].then``."""
-        return self._blocks[path]
+        private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
+        blocks: dict[str, tuple[Any, ...]] = private["_blocks"]
+        return blocks[path]
 
     def iter_steps(self) -> Iterator[tuple[str, Any]]:
         """Yield ``(path, step)`` for every step, depth first in document order."""

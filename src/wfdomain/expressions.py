@@ -33,6 +33,7 @@ import re2
 from jsonata import Functions, JException, Jsonata, Parser, Timebox
 
 from wfdomain.errors import ExpressionError
+from wfdomain.expression_paths import NOT_PLAIN, field_path, follow
 from wfdomain.expression_syntax import SOURCE_TAIL, normalize, scan
 from wfdomain.expression_values import json_document, json_result
 
@@ -343,12 +344,19 @@ def compile_expression(
             path=path,
             details={"length": len(source), "limit": limits.max_source_length},
         )
-    normalized = normalize(source)
     try:
-        program = _compile(normalized)
+        normalized, program = _normalized_program(source)
     except ExpressionError as error:
         raise _with_path(error, path) from None
     return CompiledExpression(normalized, program, path=path, limits=limits)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _normalized_program(source: str) -> tuple[str, _BoundedJsonata]:
+    # Cached by source as written too: normalising tokenizes, and every evaluation of a
+    # definition's expression compiles it (the cache answers) with its own path.
+    normalized = normalize(source)
+    return normalized, _compile(normalized)
 
 
 def check_expression(source: str, *, path: str | None = None) -> None:
@@ -391,12 +399,16 @@ def _now_iso_function(stamp: str) -> Any:
     return Jsonata.JFunction(Jsonata.JLambda(lambda: stamp), "<:s>")
 
 
-def iso_millis(now: datetime) -> str:
-    """Render an aware time as ``$nowIso()`` returns it: UTC, milliseconds, ``Z``."""
+def _check_now(now: datetime) -> None:
     if not isinstance(now, datetime) or now.utcoffset() is None:
         raise ExpressionError(
             f"now must be a timezone-aware datetime, got {now!r}", code=ExpressionCode.INVALID
         )
+
+
+def iso_millis(now: datetime) -> str:
+    """Render an aware time as ``$nowIso()`` returns it: UTC, milliseconds, ``Z``."""
+    _check_now(now)
     utc = now.astimezone(UTC)
     return (
         f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
@@ -440,7 +452,7 @@ class CompiledExpression:
         limits: The bounds used when :meth:`evaluate` is given none.
     """
 
-    __slots__ = ("_program", "limits", "path", "source")
+    __slots__ = ("_fields", "_program", "limits", "path", "source")
 
     def __init__(
         self, source: str, program: Any, *, path: str | None, limits: ExpressionLimits
@@ -449,6 +461,7 @@ class CompiledExpression:
         self.path = path
         self.limits = limits
         self._program = program
+        self._fields = field_path(source)
 
     def __repr__(self) -> str:
         return f"CompiledExpression({self.source!r}, path={self.path!r})"
@@ -516,12 +529,20 @@ class CompiledExpression:
         return self.evaluate(_CheckedInput(document), now=now, limits=limits)
 
     def _evaluate(self, data: Any, now: datetime, limits: ExpressionLimits) -> Any:
-        stamp = iso_millis(now)
+        if self._fields is not None:  # ``now`` is checked first, as iso_millis does below
+            _check_now(now)
+        else:
+            stamp = iso_millis(now)
         if type(data) is _CheckedInput:  # see evaluate_checked
             document = data.document
         else:
             document = json_document(data, max_bytes=limits.max_input_bytes,
                                      max_depth=limits.max_input_depth)
+        if self._fields is not None:
+            found = follow(document, self._fields)
+            if found is not NOT_PLAIN:
+                return json_result(found, limits.max_output_bytes)
+            stamp = iso_millis(now)
         frame = Jsonata.Frame(None)
         # Bounds per evaluation, never on the constructor: the constructor's clock starts at
         # compile time and its depth counter leaks across failed evaluations.

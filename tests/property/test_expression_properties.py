@@ -27,6 +27,7 @@ from jsonata import JException, Jsonata
 
 from wfadapters.isolation import IsolationOptions, ProcessPoolEvaluator
 from wfdomain.errors import ExpressionError
+from wfdomain.expression_paths import field_path
 from wfdomain.expressions import IN_PROCESS, ExpressionCode, ExpressionLimits
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, 890_000, tzinfo=UTC)
@@ -172,3 +173,15 @@ def test_isolated_mode_agrees_with_in_process(
     pool: ProcessPoolEvaluator, source: str, data: Any
 ) -> None:
     assert contract(pool, source, data) == contract(IN_PROCESS, source, data)
+
+
+plain_paths = st.lists(st.sampled_from(KEYS), min_size=1, max_size=3).map(".".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(source=plain_paths,
+       data=st.dictionaries(st.sampled_from(KEYS), json_values, max_size=4) | json_values)
+def test_plain_field_paths_answer_as_plain_jsonata(source: str, data: Any) -> None:
+    # These take the evaluator's shortcut (expression_paths) wherever it applies.
+    assert field_path(source) is not None
+    assert contract(IN_PROCESS, source, data) == plain(source, data)
