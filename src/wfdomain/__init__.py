@@ -43,7 +43,7 @@ from wfdomain.ports import (
     Scheduler,
     Stream,
 )
-from wfdomain.records import RunSummary
+from wfdomain.records import ExecutedRun, RunSummary
 from wfdomain.replay_check import Divergence, ReplayReport, check_replay
 from wfdomain.runtime import Ports, Runtime, RuntimeSettings, StuckRun
 from wfdomain.state import RunState, evolve, replay
@@ -66,6 +66,7 @@ __all__ = [
     "Divergence",
     "Engine",
     "ErrorCode",
+    "ExecutedRun",
     "EventStore",
     "ExpressionError",
     "HumanTaskNotFoundError",

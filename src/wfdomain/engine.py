@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from wfdomain.definition import Definition
-from wfdomain.records import EventEnvelope, RunSummary, StoredDefinition
+from wfdomain.records import EventEnvelope, ExecutedRun, RunSummary, StoredDefinition
 from wfdomain.state import RunState
 
 __all__ = ["Engine"]
@@ -57,8 +57,11 @@ class Engine(Protocol):
         *,
         version: int | None = None,
         run_id: str | None = None,
-    ) -> RunSummary:
-        """Start a run and return once it finished or waits (the durable function call)."""
+    ) -> ExecutedRun:
+        """Start a run; return once it finished or waits, with its output once completed.
+
+        The durable function call.
+        """
         ...
 
     async def submit_event(

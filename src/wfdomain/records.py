@@ -6,7 +6,7 @@ them without knowing the domain's event classes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeAlias
 
@@ -16,6 +16,7 @@ __all__ = [
     "ActionResult",
     "AuditRecord",
     "Delivery",
+    "ExecutedRun",
     "EventEnvelope",
     "HeldMessage",
     "HumanTaskRecord",
@@ -159,6 +160,24 @@ class RunSummary:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutedRun(RunSummary):
+    """What ``execute_run`` returns: the run's summary where the call stopped, and its output.
+
+    Attributes:
+        output: The run's result once ``completed`` (what ``get_state(...).output`` would
+            read); None otherwise.
+    """
+
+    output: JSONValue = None
+
+    @classmethod
+    def of(cls, summary: RunSummary, output: JSONValue) -> ExecutedRun:
+        """``summary``'s fields with ``output``."""
+        return cls(**{name: getattr(summary, name) for name in _SUMMARY_FIELDS},
+                   output=output if summary.status == "completed" else None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StoredDefinition:
     """A registered definition version, kept so any run can be replayed with its own."""
 
@@ -265,3 +284,6 @@ class Lease:
     owner: str
     token: int
     expires_at: datetime
+
+
+_SUMMARY_FIELDS = tuple(f.name for f in fields(RunSummary))

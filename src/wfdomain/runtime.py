@@ -59,6 +59,7 @@ from wfdomain.records import (
     AuditRecord,
     Delivery,
     EventEnvelope,
+    ExecutedRun,
     HeldMessage,
     Lease,
     Message,
@@ -85,9 +86,10 @@ _RELEASE_BATCH = 100
 _SUPERSEDED_TRIES = 3
 """Starts of one run from a stale latest version before reading the latest every time."""
 _T = TypeVar("_T")
-_Begun = tuple[RunState, cmd.Decision, RunState | None, Message | None]
+_Begun = tuple[RunState, cmd.Decision, RunState, bool, Message | None]
 """What ``execute_run``'s start leaves: the first state, the first decision, the state
-stored paused for quota (None: admitted), the message of the action to run in place."""
+stored, whether the tenant's limit admitted it (else it is stored paused), the message of
+the action to run in place."""
 _RELEASE_CHECK_EVERY = timedelta(seconds=1)
 
 
@@ -202,7 +204,7 @@ class Runtime:
         *,
         version: int | None = None,
         run_id: str | None = None,
-    ) -> RunSummary:
+    ) -> ExecutedRun:
         """Start a run and carry it in this process until it finishes or waits.
 
         The durable form of calling a function: the run is recorded with its first
@@ -214,7 +216,8 @@ class Runtime:
         process die, the held message is published once ``claim_idle`` has passed and a
         worker takes the run over from its last append; an action that was running then
         may run again, as with any worker's death. A run the tenant's limit pauses is
-        left to the workers. Returns the run's summary where this process stopped.
+        left to the workers. Returns the run's summary where this process stopped, with
+        its output once completed (no read: this process holds the state).
 
         Raises:
             Whatever ``start_run`` raises.
@@ -232,22 +235,21 @@ class Runtime:
             stored, admitted = await self._record_start(
                 [started, *decision.events], decided, parent=None, messages=messages,
                 held=holding, latest_definition=latest)
-            return state, decision, stored if not admitted else None, held
+            return state, decision, stored, admitted, held
 
         with self.telemetry.span("wf.execute_run", {"wf.tenant": tenant, "wf.run_id": run_id,
                                                     "wf.definition_id": definition_id}):
-            state, decision, paused, held = await self._starting(
+            state, decision, decided, admitted, held = await self._starting(
                 tenant, definition_id, version, start)
-            if paused is not None:  # paused for quota: the workers resume it
-                return summarize(paused)
-            decided = replay(decision.events, state)
+            if not admitted:  # paused for quota: the workers resume it
+                return ExecutedRun.of(summarize(decided), None)
             await self._snapshot_if_due(state, decided)
             await self._carry_out(state, decision.commands)
             # No lease: nobody else sees this run's work while its messages are held, and
             # the expected version of every append still guards it should one be released.
             while held is not None:
                 decided, held, _ = await run_in_place(self, decided, held, None)
-            return summarize(decided)
+            return ExecutedRun.of(summarize(decided), decided.output)
 
     async def _starting(
         self, tenant: str, definition_id: str, version: int | None,

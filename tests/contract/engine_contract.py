@@ -57,6 +57,7 @@ from tests.contract.engine_helpers import (
     run_doc,
     status_within,
     step_output,
+    summary_of,
     wait_event,
 )
 from wfadapters.memory import ManualClock
@@ -148,14 +149,15 @@ class EngineScenarios:
                                        action("double", {"n": "steps.a.n"}, id="b"),
                                        ret("steps.b.n")]))
         run = await rt.execute_run(TENANT, "pay")
-        assert run.status == "completed"
+        assert (run.status, run.output) == ("completed", 8)
         assert await output_of(rt, run.run_id) == 8
+        assert await rt.get_run(TENANT, run.run_id) == summary_of(run)
         assert actions.count() == 2
 
     async def test_execute_run_returns_when_the_run_waits(self, rt: Engine) -> None:
         await register(rt, WAIT_PAID)
         run = await rt.execute_run(TENANT, "wait_paid", {"order": "o-1"}, run_id="r-wait")
-        assert (run.run_id, run.status) == ("r-wait", "waiting")
+        assert (run.run_id, run.status, run.output) == ("r-wait", "waiting", None)
         await rt.submit_event(TENANT, "paid", {"amount": 5}, correlation_key="o-1")
         await rt.run_until_idle()
         assert await status_within(rt, run.run_id, "completed") == "completed"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
 
@@ -216,6 +216,11 @@ async def advance(rt: Runtime, clock: ManualClock, seconds: float) -> None:
     """Move the clock on and let due timers fire."""
     clock.advance(timedelta(seconds=seconds))
     await rt.run_until_idle()
+
+
+def summary_of(run: RunSummary) -> RunSummary:
+    """A summary's own fields (an ``ExecutedRun`` without its output)."""
+    return RunSummary(**{f.name: getattr(run, f.name) for f in fields(RunSummary)})
 
 
 async def output_of(rt: Engine, run_id: str, *, tenant: str = TENANT) -> Any:

@@ -66,6 +66,7 @@ from wfdomain.projection import summarize
 from wfdomain.records import (
     AuditRecord,
     EventEnvelope,
+    ExecutedRun,
     HumanTaskRecord,
     RunSummary,
     StoredDefinition,
@@ -659,13 +660,17 @@ class TemporalEngine:
         *,
         version: int | None = None,
         run_id: str | None = None,
-    ) -> RunSummary:
+    ) -> ExecutedRun:
         """Start the run's workflow and wait until it finishes or waits.
 
         Temporal's workers execute it (this process waits as ``run_until_finished``
         does, up to 60 s); what ``Runtime.execute_run`` does in place is the workflow's
-        own job here.
+        own job here. A completed run's output is then read with a query.
         """
         run = await self.start_run(tenant, definition_id, run_input, version=version,
                                    run_id=run_id)
-        return await self.run_until_finished(tenant, run.run_id)
+        summary = await self.run_until_finished(tenant, run.run_id)
+        output = None
+        if summary.status == "completed":
+            output = (await self.get_state(tenant, run.run_id)).output
+        return ExecutedRun.of(summary, output)
