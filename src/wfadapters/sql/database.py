@@ -60,13 +60,16 @@ class Database:
     _writers: asyncio.Lock = field(default_factory=asyncio.Lock, compare=False, repr=False)
 
     @classmethod
-    def open(cls, url: str, *, pool_size: int = 5, schema: str | None = None,
+    def open(cls, url: str, *, pool_size: int = 10, schema: str | None = None,
              ping_after_idle_s: float = 10.0) -> Database:
         """Create the engine (no I/O yet: connections open on first use).
 
         Args:
             url: Engine URL (``sqlite:///path`` or ``postgres://...``).
-            pool_size: Postgres connection pool size.
+            pool_size: How many Postgres connections the pool keeps once opened (they open
+                on first use; up to 10 more open beyond it and are closed after each use).
+                Concurrent calls past it paid a connection each: 10 ``execute_run`` at
+                once ran at 147 runs/s with 5 kept, 860-995 with 10-12.
             schema: Postgres schema to use (its ``search_path``); tests isolate with it.
             ping_after_idle_s: A pooled Postgres connection idle for longer than this is
                 checked before use and replaced when dead (see ``_ping_when_idle``).
