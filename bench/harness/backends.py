@@ -117,6 +117,17 @@ async def postgres_database(url: str, prefix: str) -> AsyncIterator[str]:
         await admin.dispose()
 
 
+async def analyze(url: str) -> None:
+    """``ANALYZE`` every table of the Postgres database at ``url`` (planner statistics)."""
+    db = Database.open(url.replace("postgresql://", "postgres://", 1), pool_size=1)
+    try:
+        async with db.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("ANALYZE"))
+    finally:
+        await db.dispose()
+
+
 @asynccontextmanager
 async def backend_url(name: str, tmp: Path, pg_url: str) -> AsyncIterator[str]:
     """The engine URL of a fresh, migrated database of the named backend."""
