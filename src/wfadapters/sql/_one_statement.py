@@ -54,7 +54,7 @@ _SET = ",\n    ".join(f"{name} = CAST(:v_{name} AS {kind})" for name, kind in RU
 _WRITES = f"""
 ), events AS (
   INSERT INTO {wf_events.name} (tenant, run_id, version, type, at, data)
-  SELECT CAST(:w_tenant AS TEXT), CAST(:w_run_id AS TEXT), e.version, e.type, e.at,
+  SELECT CAST(:w_tenant AS VARCHAR), CAST(:w_run_id AS VARCHAR), e.version, e.type, e.at,
          CAST(e.data AS JSON)
   FROM run, unnest(CAST(:e_versions AS INTEGER[]), CAST(:e_types AS TEXT[]),
                    CAST(:e_ats AS BIGINT[]), CAST(:e_datas AS TEXT[]))
@@ -87,7 +87,7 @@ SELECT count(*) AS matched FROM run
 # and the full path then raises DefinitionSupersededError.
 _NOT_SUPERSEDED = f"""NOT (CAST(:w_latest AS BOOLEAN) AND EXISTS (
       SELECT 1 FROM {wf_definitions.name}
-      WHERE tenant = CAST(:w_tenant AS TEXT) AND definition_id = CAST(:v_definition_id AS TEXT)
+      WHERE tenant = CAST(:w_tenant AS VARCHAR) AND definition_id = CAST(:v_definition_id AS VARCHAR)
         AND version > CAST(:v_definition_version AS INTEGER)))"""
 
 SINGLE_APPEND: Final[TextClause] = text(f"""
@@ -95,7 +95,7 @@ WITH run AS (
   UPDATE {wf_runs.name} SET
     {_SET},
     fencing_token = COALESCE(CAST(:w_token AS BIGINT), fencing_token)
-  WHERE tenant = CAST(:w_tenant AS TEXT) AND run_id = CAST(:w_run_id AS TEXT)
+  WHERE tenant = CAST(:w_tenant AS VARCHAR) AND run_id = CAST(:w_run_id AS VARCHAR)
     AND version = CAST(:w_expected AS INTEGER)
     AND (fencing_token IS NULL OR CAST(:w_token AS BIGINT) IS NULL
          OR fencing_token <= CAST(:w_token AS BIGINT))
@@ -105,11 +105,11 @@ WITH run AS (
   RETURNING 1
 ), clear_waits AS (
   DELETE FROM {wf_waits.name}
-  WHERE tenant = CAST(:w_tenant AS TEXT) AND run_id = CAST(:w_run_id AS TEXT)
+  WHERE tenant = CAST(:w_tenant AS VARCHAR) AND run_id = CAST(:w_run_id AS VARCHAR)
     AND EXISTS (SELECT 1 FROM run)
 ), clear_tasks AS (
   DELETE FROM {wf_human_tasks.name}
-  WHERE tenant = CAST(:w_tenant AS TEXT) AND run_id = CAST(:w_run_id AS TEXT)
+  WHERE tenant = CAST(:w_tenant AS VARCHAR) AND run_id = CAST(:w_run_id AS VARCHAR)
     AND EXISTS (SELECT 1 FROM run)
 {_WRITES}""")
 """The common append to a run that exists (``expected_version > 0``)."""
@@ -120,7 +120,7 @@ _VALUES = ", ".join(f"CAST(:v_{name} AS {kind})" for name, kind in RUN_COLUMNS)
 SINGLE_CREATE: Final[TextClause] = text(f"""
 WITH run AS (
   INSERT INTO {wf_runs.name} (tenant, run_id, {_NAMES}, fencing_token)
-  SELECT CAST(:w_tenant AS TEXT), CAST(:w_run_id AS TEXT), {_VALUES}, CAST(:w_token AS BIGINT)
+  SELECT CAST(:w_tenant AS VARCHAR), CAST(:w_run_id AS VARCHAR), {_VALUES}, CAST(:w_token AS BIGINT)
   WHERE {_NOT_SUPERSEDED}
   ON CONFLICT (tenant, run_id) DO NOTHING
   RETURNING 1
