@@ -218,8 +218,9 @@ class E2ELocal:
             section.notes.append(
                 f"{name}: queued, a one-action run commits {commits['one']} write "
                 f"transactions and a ten-step run {commits['ten']}; through `execute_run`, "
-                f"{commits['x one']} and {commits['x ten']} (a SQLAlchemy `commit` listener "
-                f"around one run; read-only transactions not counted).{dbos}")
+                f"{commits['x one']} and {commits['x ten']} (counted around one run: "
+                f"SQLAlchemy's `commit` events and the appends past it; read-only "
+                f"transactions not counted).{dbos}")
         if peers:
             peer_figs = [f for s in peers for f in s.figures()]
             section.figures += peer_figs
