@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from wfdomain import commands as cmd
-from wfdomain import handlers, keys, moves
+from wfdomain import handlers, keys, moves, starts
 from wfdomain.action_calls import ActionListener, ActionRun, invoke_action
 from wfdomain.actions import ActionRegistry
 from wfdomain.codec import decode_envelope, decode_state, encode_state, to_envelope
@@ -27,13 +27,10 @@ from wfdomain.engine import Engine
 from wfdomain.errors import (
     ConcurrencyConflictError,
     DefinitionNotFoundError,
-    DefinitionSupersededError,
     ErrorCode,
     HumanTaskNotFoundError,
     InputValidationError,
     NondeterminismError,
-    QuotaFullError,
-    RunAlreadyExistsError,
     RunFinishedError,
     RunNotFoundError,
     StorageUnavailableError,
@@ -43,16 +40,14 @@ from wfdomain.events import (
     RunCancelled,
     RunCompleted,
     RunFailed,
-    RunPaused,
     RunStarted,
-    WorkflowEvent,
 )
 from wfdomain.expressions import IN_PROCESS
 from wfdomain.in_place import run_in_place, take_in_place
 from wfdomain.inputs import encode_input
 from wfdomain.known_definitions import KnownDefinitions
 from wfdomain.projection import summarize
-from wfdomain.quota import Admission, QuotaPolicy
+from wfdomain.quota import QuotaPolicy
 from wfdomain.quota_admit import admit_runs
 from wfdomain.records import (
     ActionResult,
@@ -72,7 +67,6 @@ from wfdomain.records import (
 from wfdomain.recovery import pending_commands
 from wfdomain.runtime_config import Ports, RuntimeSettings
 from wfdomain.schema import validate_against_schema
-from wfdomain.starting import run_started
 from wfdomain.state import RunState, replay
 from wfdomain.stuck import StuckRun, stuck_among
 from wfdomain.telemetry import HEADERS_KEY, NO_TELEMETRY, Telemetry
@@ -83,13 +77,6 @@ ProcessOutcome = Literal["acked", "rejected", "retry", "failed"]
 """What ``Runtime.process`` did with a delivery."""
 
 _RELEASE_BATCH = 100
-_SUPERSEDED_TRIES = 3
-"""Starts of one run from a stale latest version before reading the latest every time."""
-_T = TypeVar("_T")
-_Begun = tuple[RunState, cmd.Decision, RunState, bool, Message | None]
-"""What ``execute_run``'s start leaves: the first state, the first decision, the state
-stored, whether the tenant's limit admitted it (else it is stored paused), the message of
-the action to run in place."""
 _RELEASE_CHECK_EVERY = timedelta(seconds=1)
 
 
@@ -182,19 +169,11 @@ class Runtime:
             RunAlreadyExistsError: ``run_id`` is taken.
         """
         run_id = run_id or self.ports.ids.new_id()
-
-        async def start(definition: Definition, latest: bool) -> RunSummary:
-            started = self._new_run(definition, tenant, run_input, run_id=run_id,
-                                    parent=parent, replay_of=replay_of)
-            advance = self._message("advance", tenant, run_id,
-                                    {"input": encode_input(cmd.Advance())})
-            state, _ = await self._record_start([started], replay([started]), parent=parent,
-                                                messages=[advance], latest_definition=latest)
-            return summarize(state)
-
         with self.telemetry.span("wf.start_run", {"wf.tenant": tenant, "wf.run_id": run_id,
                                                   "wf.definition_id": definition_id}):
-            return await self._starting(tenant, definition_id, version, start)
+            return await starts.queue(self, tenant, definition_id, run_input,
+                                      version=version, run_id=run_id, parent=parent,
+                                      replay_of=replay_of)
 
     async def execute_run(
         self,
@@ -223,112 +202,10 @@ class Runtime:
             Whatever ``start_run`` raises.
         """
         run_id = run_id or self.ports.ids.new_id()
-
-        async def start(definition: Definition, latest: bool) -> _Begun:
-            started = self._new_run(definition, tenant, run_input, run_id=run_id,
-                                    parent=None, replay_of=None)
-            state = replay([started])
-            decision = await self._decide(definition, state, cmd.Advance(), started.at)
-            messages, held, holding = self._outgoing(state, decision, started.at,
-                                                     in_place=True)
-            decided = replay(decision.events, state)
-            stored, admitted = await self._record_start(
-                [started, *decision.events], decided, parent=None, messages=messages,
-                held=holding, latest_definition=latest)
-            return state, decision, stored, admitted, held
-
         with self.telemetry.span("wf.execute_run", {"wf.tenant": tenant, "wf.run_id": run_id,
                                                     "wf.definition_id": definition_id}):
-            state, decision, decided, admitted, held = await self._starting(
-                tenant, definition_id, version, start)
-            if not admitted:  # paused for quota: the workers resume it
-                return ExecutedRun.of(summarize(decided), None)
-            await self._snapshot_if_due(state, decided)
-            await self._carry_out(state, decision.commands)
-            # No lease: nobody else sees this run's work while its messages are held, and
-            # the expected version of every append still guards it should one be released.
-            while held is not None:
-                decided, held, _ = await run_in_place(self, decided, held, None)
-            return ExecutedRun.of(summarize(decided), decided.output)
-
-    async def _starting(
-        self, tenant: str, definition_id: str, version: int | None,
-        start: Callable[[Definition, bool], Awaitable[_T]],
-    ) -> _T:
-        """``start(definition, latest)`` with the run's definition version.
-
-        Without ``version``: the latest version this runtime knows, which the start's
-        append checks (``latest``); should a newer one be registered, it is read and the
-        run started again from it (``KnownDefinitions``).
-        """
-        for _ in range(_SUPERSEDED_TRIES - 1):
-            known = self._known.latest(tenant, definition_id) if version is None else None
-            try:
-                return await start(known or await self.definition(tenant, definition_id,
-                                                                  version), version is None)
-            except DefinitionSupersededError:
-                self._known.forget_latest(tenant, definition_id)
-        return await start(await self.definition(tenant, definition_id, version),
-                           version is None)
-
-    def _new_run(
-        self, definition: Definition, tenant: str, run_input: Any, *, run_id: str,
-        parent: tuple[str, str] | None, replay_of: str | None,
-    ) -> RunStarted:
-        """Check a new run's actions and input; its first event."""
-        self.actions.check_definition(definition)
-        validate_against_schema(run_input, definition.input_schema, what="run input")
-        return run_started(
-            definition, run_input, at=self.ports.clock.now(), tenant=tenant, run_id=run_id,
-            engine=self.settings.engine, queue=self.settings.queue, parent=parent,
-            replay_of=replay_of,
-        )
-
-    async def _record_start(
-        self, events: Sequence[WorkflowEvent], state: RunState, *,
-        parent: tuple[str, str] | None, messages: Sequence[Message] = (),
-        held: Sequence[HeldMessage] = (), latest_definition: bool = False,
-    ) -> tuple[RunState, bool]:
-        """Append a new run's first events (``state`` folds them).
-
-        Returns the stored state and whether the tenant's limit admitted the run; a run it
-        refuses is stored paused instead (its ``RunStarted`` and ``RunPaused``).
-        ``latest_definition``: see ``EventStore.append``.
-        """
-        started = events[0]
-        assert isinstance(started, RunStarted)
-        tenant, run_id = state.tenant, state.run_id
-        envelopes = [to_envelope(tenant, run_id, v, e) for v, e in enumerate(events, start=1)]
-        # Child runs are part of their root run's work and hold its slot: limiting them
-        # could leave every slot to a parent waiting on its own paused child (a deadlock).
-        limit = self._quota.limit_for(tenant) if parent is None else None
-        admitted = True
-        try:
-            try:
-                # behind_paused: a new run queues behind the tenant's paused ones (FIFO).
-                await self.ports.events.append(
-                    envelopes, expected_version=0, summary=summarize(state),
-                    messages=messages, held=held,
-                    admission=None if limit is None
-                    else Admission(limit=limit, behind_paused=True),
-                    latest_definition=latest_definition,
-                )
-            except QuotaFullError:
-                paused = RunPaused(at=started.at)
-                state, admitted = replay([started, paused]), False
-                # The admit message: a run that finished after the store counted may have
-                # looked for paused runs before this one was stored; whoever handles this
-                # message looks again once it is.
-                await self.ports.events.append(
-                    [envelopes[0], to_envelope(tenant, run_id, 2, paused)],
-                    expected_version=0, summary=summarize(state),
-                    messages=[self._message("admit_runs", tenant, None, {})],
-                    latest_definition=latest_definition,
-                )
-        except ConcurrencyConflictError:
-            raise RunAlreadyExistsError(f"run {run_id} already exists") from None
-        self._remember(state)  # a worker of this process starts from it without a read
-        return state, admitted
+            return await starts.execute(self, tenant, definition_id, run_input,
+                                        version=version, run_id=run_id)
 
     async def submit_event(
         self,

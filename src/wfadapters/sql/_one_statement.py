@@ -87,7 +87,8 @@ SELECT count(*) AS matched FROM run
 # and the full path then raises DefinitionSupersededError.
 _NOT_SUPERSEDED = f"""NOT (CAST(:w_latest AS BOOLEAN) AND EXISTS (
       SELECT 1 FROM {wf_definitions.name}
-      WHERE tenant = CAST(:w_tenant AS VARCHAR) AND definition_id = CAST(:v_definition_id AS VARCHAR)
+      WHERE tenant = CAST(:w_tenant AS VARCHAR)
+        AND definition_id = CAST(:v_definition_id AS VARCHAR)
         AND version > CAST(:v_definition_version AS INTEGER)))"""
 
 SINGLE_APPEND: Final[TextClause] = text(f"""
