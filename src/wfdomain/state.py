@@ -309,7 +309,13 @@ def _open_block(
     local_vars = outer.locals
     if extra:  # a fresh dict: it can be the block's own when there is nothing to merge
         local_vars = {**local_vars, **extra} if local_vars else extra
-    state.blocks[key] = _new_block(key, parent.key, scope, local_vars)  # parent_step, locals
+    # parent_step, locals
+    _place_block(state, fold, parent, key, _new_block(key, parent.key, scope, local_vars))
+
+
+def _place_block(state: RunState, fold: _Fold, parent: Any, key: str, block: Any) -> None:
+    """Put the new ``block`` at ``key``, a child of the draft step ``parent``."""
+    state.blocks[key] = block
     fold.blocks.append(key)
     # A for_each opens a block per item: appending to a tuple each time made a long
     # for_each quadratic. A draft grows a list, made a tuple again by seal.
@@ -390,13 +396,7 @@ def _next_iteration(
     reused.key = reused.scope = key
     reused.locals = {**local_vars, **extra} if local_vars else extra
     reused.position, reused.done, reused.last_output = 0, False, None
-    state.blocks[key] = reused
-    fold.blocks.append(key)
-    children = step.children
-    if type(children) is list:
-        children.append(key)
-    else:
-        step.children = [*children, key]
+    _place_block(state, fold, step, key, reused)
 
 
 def _keep_output(step: Any, index: int, output: Any) -> None:
