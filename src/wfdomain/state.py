@@ -341,14 +341,8 @@ def _start_iteration(state: RunState, fold: _Fold, step: Any) -> None:
     fold.scopes.add(key)
     local_vars = outer.locals
     extra = {"item": step.items[i], "index": i}
-    state.blocks[key] = _new_block(  # key, parent_step, scope, locals
-        key, step.key, key, {**local_vars, **extra} if local_vars else extra)
-    fold.blocks.append(key)
-    children = step.children
-    if type(children) is list:
-        children.append(key)
-    else:
-        step.children = [*children, key]
+    _place_block(state, fold, step, key, _new_block(  # key, parent_step, scope, locals
+        key, step.key, key, {**local_vars, **extra} if local_vars else extra))
 
 
 def _next_iteration(
