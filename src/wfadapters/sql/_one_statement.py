@@ -19,7 +19,6 @@ into one.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
 
 from sqlalchemy import TextClause, text
@@ -33,8 +32,9 @@ from wfadapters.sql.schema import (
     wf_runs,
     wf_waits,
 )
+from wfadapters.sql.types import json_text
 
-__all__ = ["RUN_COLUMNS", "SINGLE_APPEND", "SINGLE_CREATE", "single_append_params"]
+__all__ = ["RUN_COLUMNS", "SINGLE_APPEND", "SINGLE_CREATE", "run_params", "single_append_params"]
 
 # The run row's columns an append replaces, with their Postgres types for the casts that
 # let the server type every parameter (asyncpg prepares the statement).
@@ -133,10 +133,10 @@ the full path then tells a retry of this very start from a conflict, as before.
 """
 
 
-def _json(value: Any) -> str:
-    # What SQLAlchemy's JSON type writes (json.dumps, None as JSON null), so a row written
-    # here reads back exactly like one written by the full path.
-    return json.dumps(value)
+def run_params(run_row: dict[str, Any]) -> dict[str, Any]:
+    """The run row's columns as ``v_<column>`` parameters, JSON columns as text."""
+    return {f"v_{name}": json_text(run_row[name]) if name in _JSON_COLUMNS else run_row[name]
+            for name, _ in RUN_COLUMNS}
 
 
 def single_append_params(
@@ -159,24 +159,21 @@ def single_append_params(
         latest: The run's definition version must be the latest registered.
     """
     held_rows = held_rows or []
-    params: dict[str, Any] = {
-        f"v_{name}": _json(run_row[name]) if name in _JSON_COLUMNS else run_row[name]
-        for name, _ in RUN_COLUMNS
-    }
+    params = run_params(run_row)
     params.update(
         w_tenant=run_row["tenant"], w_run_id=run_row["run_id"], w_expected=expected_version,
         w_token=run_row["fencing_token"], w_latest=latest,
         e_versions=[r["version"] for r in rows], e_types=[r["type"] for r in rows],
-        e_ats=[r["at"] for r in rows], e_datas=[_json(r["data"]) for r in rows],
+        e_ats=[r["at"] for r in rows], e_datas=[json_text(r["data"]) for r in rows],
         o_ids=[r["message_id"] for r in outbox_rows],
-        o_messages=[_json(r["message"]) for r in outbox_rows],
+        o_messages=[json_text(r["message"]) for r in outbox_rows],
         o_created=[r["created_at"] for r in outbox_rows],
         h_ids=[r["message_id"] for r in held_rows],
-        h_messages=[_json(r["message"]) for r in held_rows],
+        h_messages=[json_text(r["message"]) for r in held_rows],
         h_due=[r["due_at"] for r in held_rows], h_release=list(release or []),
         r_key=None, r_idempotency_key=None, r_ok=None, r_outcome=None,
     )
     if result is not None:
         params.update(r_key=result["result_key"], r_idempotency_key=result["idempotency_key"],
-                      r_ok=result["ok"], r_outcome=_json(result["outcome"]))
+                      r_ok=result["ok"], r_outcome=json_text(result["outcome"]))
     return params

@@ -15,13 +15,12 @@ retry of a stored batch, a stale token or a superseded definition apart as befor
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from wfadapters.sql._one_statement import RUN_COLUMNS
+from wfadapters.sql._one_statement import RUN_COLUMNS, run_params
 from wfadapters.sql.queue_schema import wf_held, wf_stream
 from wfadapters.sql.schema import (
     wf_action_results,
@@ -31,11 +30,11 @@ from wfadapters.sql.schema import (
     wf_runs,
     wf_waits,
 )
+from wfadapters.sql.types import json_text
 
 __all__ = ["SqliteAppend"]
 
 _NAMES: Final = [name for name, _ in RUN_COLUMNS]
-_JSON: Final = frozenset(name for name, kind in RUN_COLUMNS if kind == "JSON")
 
 _NOT_SUPERSEDED: Final = f"""NOT (:w_latest AND EXISTS (
     SELECT 1 FROM {wf_definitions.name}
@@ -72,12 +71,6 @@ _RESULT: Final = (f"INSERT INTO {wf_action_results.name} "
                   "(result_key, idempotency_key, ok, outcome) VALUES (?, ?, ?, ?)")
 
 
-def _json(value: Any) -> str:
-    # What SQLAlchemy's JSON type writes (json.dumps, None as JSON null): a row written
-    # here reads back exactly like one written by the full path.
-    return json.dumps(value)
-
-
 @dataclass(frozen=True, slots=True)
 class SqliteAppend:
     """One common append's rows, ready for ``__call__`` on a connection in a transaction.
@@ -105,7 +98,7 @@ class SqliteAppend:
         """Write it all, or nothing and return False (the run row did not match)."""
         run = self.run_row
         result = self.result or {}
-        params = {f"v_{n}": _json(run[n]) if n in _JSON else run[n] for n in _NAMES}
+        params = run_params(run)
         params.update(w_tenant=run["tenant"], w_run_id=run["run_id"],
                       w_token=run["fencing_token"], w_expected=self.expected_version,
                       w_latest=self.latest, r_key=result.get("result_key"))
@@ -121,18 +114,18 @@ class SqliteAppend:
             conn.execute(_CLEAR_TASKS, key)
         if self.rows:
             conn.executemany(_EVENTS, [
-                (r["tenant"], r["run_id"], r["version"], r["type"], r["at"], _json(r["data"]))
+                (r["tenant"], r["run_id"], r["version"], r["type"], r["at"], json_text(r["data"]))
                 for r in self.rows])
         if self.release:
             conn.executemany(_RELEASE, [(i,) for i in self.release])
         if self.held_rows:
-            conn.executemany(_HOLD, [(h["message_id"], _json(h["message"]), h["due_at"])
+            conn.executemany(_HOLD, [(h["message_id"], json_text(h["message"]), h["due_at"])
                                      for h in self.held_rows])
         if self.stream_rows:
             conn.executemany(_STREAM, [
-                (m["message_id"], m["kind"], m["tenant"], m["run_id"], _json(m["body"]),
+                (m["message_id"], m["kind"], m["tenant"], m["run_id"], json_text(m["body"]),
                  m["published_at"]) for m in self.stream_rows])
         if self.result is not None:
             conn.execute(_RESULT, (result["result_key"], result["idempotency_key"],
-                                   result["ok"], _json(result["outcome"])))
+                                   result["ok"], json_text(result["outcome"])))
         return True

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Integer
 
-__all__ = ["Json", "Position", "from_micros", "micros"]
+__all__ = ["Json", "Position", "from_micros", "json_text", "micros"]
 
 # BIGSERIAL on Postgres; on SQLite only INTEGER PRIMARY KEY is the rowid alias, and
 # AUTOINCREMENT (sqlite_autoincrement on the table) never hands out a used position again.
@@ -35,3 +37,12 @@ def micros(dt: datetime, what: str = "time") -> int:
 def from_micros(value: int) -> datetime:
     """Decode ``micros`` output as a UTC datetime."""
     return _EPOCH + value * _MICROSECOND
+
+
+def json_text(value: Any) -> str:
+    """What SQLAlchemy's JSON type writes (``json.dumps``, None as JSON null).
+
+    For the statements that go past SQLAlchemy: a row they write reads back exactly like
+    one written through it.
+    """
+    return json.dumps(value)
