@@ -585,6 +585,20 @@ class EventStoreContract:
                            summary=summary("run-1", 2))
         assert await store.get_run(TENANT, "run-1") == summary("run-1", 2)
 
+    async def test_an_append_checking_the_latest_version_of_a_started_run(
+        self, store: EventStore
+    ) -> None:
+        await _definitions(store).put_definition(definition(1))
+        await create(store, summary("run-1", 1))
+        await store.append(envelopes("run-1", 2, 2), expected_version=1,
+                           summary=summary("run-1", 2), latest_definition=True)
+        await _definitions(store).put_definition(definition(2))
+        with pytest.raises(DefinitionSupersededError):
+            await store.append(envelopes("run-1", 3, 3), expected_version=2,
+                               summary=summary("run-1", 3), latest_definition=True)
+        assert [e.version for e in await store.read(TENANT, "run-1")] == [1, 2]
+        assert await store.get_run(TENANT, "run-1") == summary("run-1", 2)
+
     async def test_list_runs_filters_by_definition(self, store: EventStore) -> None:
         await create(store, summary("run-1", 1, definition_id="order"))
         await create(store, summary("run-2", 1, definition_id="refund"))
